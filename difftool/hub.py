@@ -1,0 +1,132 @@
+"""The only place that talks to the HuggingFace Hub.
+
+Policy: a model in the local cache is used as is, with no network round trip (works on a plane);
+only a model missing from the cache (or `--refresh`) goes online. Every network wait is bounded:
+huggingface_hub leaves some requests without a timeout, so a request hook fills in ours, and a
+Hub that cannot be reached fails within seconds with a message naming the way out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from difftool.errors import ModelUnavailable, chain_names
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT") or 10.0)
+
+
+def offline() -> bool:
+    """True when HF_HUB_OFFLINE is set (read by huggingface_hub at import)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _bound_timeouts(request: Any) -> None:
+    """httpx request hook: replace every missing timeout with ours."""
+    given = request.extensions.get("timeout") or {}
+    bounds = {"connect": CONNECT_TIMEOUT, "read": READ_TIMEOUT, "write": READ_TIMEOUT, "pool": CONNECT_TIMEOUT}
+    request.extensions["timeout"] = {k: given.get(k) if given.get(k) is not None else v for k, v in bounds.items()}
+
+
+def install_timeouts() -> None:
+    """Make sure huggingface_hub's shared HTTP client never waits forever."""
+    from huggingface_hub.utils import get_session
+
+    hooks = get_session().event_hooks
+    if _bound_timeouts not in hooks["request"]:
+        hooks["request"].append(_bound_timeouts)
+        get_session().event_hooks = hooks
+
+
+def how_to_get(repo_id: str) -> str:
+    return f"fetch it while online (`difftool pull {repo_id}`), or pass a local folder or file with --model PATH"
+
+
+def fetch_pipeline(
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    allow_pickle: bool = False,
+    variant: str | None = None,
+    refresh: bool = False,
+    pipeline_class: Any = None,
+) -> Path:
+    """Return a local folder holding the pipeline `repo_id`, downloading what is missing.
+
+    Uses diffusers' own `download`, which fetches only what the pipeline needs (configs, tokenizers,
+    one set of weights). Cached models are returned without touching the network unless `refresh`.
+    """
+    from diffusers import DiffusionPipeline
+
+    cls = pipeline_class or DiffusionPipeline
+    kwargs: dict[str, Any] = {"revision": revision, "variant": variant, "use_safetensors": None if allow_pickle else True}
+    if not refresh:
+        try:
+            return Path(cls.download(repo_id, local_files_only=True, **kwargs))
+        except Exception as exc:  # not cached (or incompletely): go online below
+            if not _is_not_cached(exc):
+                raise translate(exc, repo_id) from exc
+    if offline():
+        raise ModelUnavailable(f"Model '{repo_id}' is not in the local cache and HF_HUB_OFFLINE is set; {how_to_get(repo_id)}.")
+    install_timeouts()
+    _probe(repo_id, revision)
+    try:
+        return Path(cls.download(repo_id, **kwargs))
+    except Exception as exc:
+        raise translate(exc, repo_id) from exc
+
+
+def _probe(repo_id: str, revision: str | None) -> None:
+    """One bounded request before downloading, so an unreachable or silent Hub fails fast and clearly."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().model_info(repo_id, revision=revision, timeout=READ_TIMEOUT)
+    except Exception as exc:
+        raise translate(exc, repo_id) from exc
+
+
+def _is_not_cached(exc: BaseException) -> bool:
+    names = chain_names(exc)
+    return bool(names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "CachedRepoTreeNotFoundError"}) or (
+        "not fully cached" in str(exc) or "outgoing traffic has been disabled" in str(exc)
+    )
+
+
+def translate(exc: BaseException, repo_id: str) -> Exception:
+    """A Hub failure as a one-sentence ModelUnavailable naming the model and the way out."""
+    names = chain_names(exc)
+    if "GatedRepoError" in names:
+        return ModelUnavailable(
+            f"Model '{repo_id}' is gated: accept its terms on the Hub, then log in with `hf auth login` or set HF_TOKEN."
+        )
+    if "RepositoryNotFoundError" in names:
+        return ModelUnavailable(
+            f"Model '{repo_id}' was not found on the Hub (or is private: log in with `hf auth login` or set HF_TOKEN)."
+        )
+    if "RevisionNotFoundError" in names:
+        return ModelUnavailable(f"Model '{repo_id}' has no such revision.")
+    if "HFValidationError" in names:
+        return ModelUnavailable(f"'{repo_id}' is not a valid hub id.")
+    if "OfflineModeIsEnabled" in names or _is_not_cached(exc) and offline():
+        return ModelUnavailable(f"Model '{repo_id}' is not in the local cache and HF_HUB_OFFLINE is set; {how_to_get(repo_id)}.")
+    if names & {"TimeoutException", "ReadTimeout", "ConnectTimeout", "TimeoutError", "PoolTimeout"}:
+        return ModelUnavailable(
+            f"The Hub did not answer within {READ_TIMEOUT:g} s while fetching '{repo_id}'; {how_to_get(repo_id)}."
+        )
+    if names & {"ConnectError", "NetworkError", "ConnectionError", "ProxyError"}:
+        return ModelUnavailable(f"Could not reach the Hub to fetch '{repo_id}' (no network?); {how_to_get(repo_id)}.")
+    if "safetensors" in str(exc).lower() and ("could not find" in str(exc).lower() or "not found" in str(exc).lower()):
+        return ModelUnavailable(
+            f"Model '{repo_id}' has no safetensors weights; pickle checkpoints run code when loaded, "
+            "so they are refused unless you pass --allow-pickle."
+        )
+    if _is_not_cached(exc):
+        return ModelUnavailable(f"Model '{repo_id}' is not in the local cache and could not be fetched; {how_to_get(repo_id)}.")
+    if "HfHubHTTPError" in names:
+        return ModelUnavailable(f"The Hub refused the request for '{repo_id}': {str(exc).splitlines()[0]}")
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))

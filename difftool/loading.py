@@ -1,0 +1,268 @@
+"""Pipeline loading: a resolved model reference -> a ready diffusers pipeline on the right device.
+
+Generic on purpose: folders and hub ids go through diffusers' AutoPipeline classes, so any
+pipeline they serve (SD 1.x/2.x/XL, Kandinsky, SD3, Flux, PixArt, ...) works with no code here.
+Weights come from safetensors only unless `--allow-pickle`; remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from difftool import console, devices, hub
+from difftool.errors import ModelUnavailable, UsageError
+from difftool.references import ModelRef
+
+#: task -> the diffusers class that serves it
+TASK_CLASSES = {
+    "text2img": "AutoPipelineForText2Image",
+    "img2img": "AutoPipelineForImage2Image",
+    "inpaint": "AutoPipelineForInpainting",
+}
+TASK_WORDS = {"text2img": "text-to-image", "img2img": "image-to-image", "inpaint": "inpainting"}
+
+
+@dataclass
+class LoadOptions:
+    """How to load: device, dtype and the safety switches shared by every command."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    allow_pickle: bool = False
+    safety_checker: bool = True
+    refresh: bool = False
+    variant: str | None = None
+
+
+@dataclass
+class Loaded:
+    """A loaded pipeline and what it was loaded with (recorded in metadata)."""
+
+    pipe: Any
+    ref: ModelRef
+    device: str
+    dtype: Any
+
+    @property
+    def dtype_name(self) -> str:
+        return devices.dtype_name(self.dtype)
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (tqdm bars, deprecation notices) off the user's stderr."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    import diffusers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+
+
+def local_folder(ref: ModelRef, opts: LoadOptions) -> Path:
+    """The folder holding `ref`'s pipeline, from disk or the HF cache (downloaded if missing)."""
+    if ref.path is not None:
+        return ref.path
+    assert ref.repo_id is not None
+    return hub.fetch_pipeline(
+        ref.repo_id, ref.revision, allow_pickle=opts.allow_pickle, variant=opts.variant, refresh=opts.refresh
+    )
+
+
+def pipeline_class_name(folder: Path) -> str | None:
+    """`_class_name` from model_index.json."""
+    try:
+        return json.loads((folder / "model_index.json").read_text())["_class_name"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def component_kwargs(folder: Path, opts: LoadOptions) -> dict[str, Any]:
+    """Loader kwargs that depend on the pipeline's components (the safety checker switch)."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    kwargs: dict[str, Any] = {}
+    checker = index.get("safety_checker")
+    if not opts.safety_checker and isinstance(checker, list) and checker[0] is not None:
+        kwargs["safety_checker"] = None
+        if "requires_safety_checker" in index:
+            kwargs["requires_safety_checker"] = False
+    return kwargs
+
+
+def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> Loaded:
+    """Load `ref` for `task` (a key of TASK_CLASSES) on the chosen device and dtype."""
+    device = devices.resolve_device(opts.device)
+    dtype = devices.resolve_dtype(opts.dtype, device)
+    quiet_libraries()
+    import diffusers
+
+    console.info(f"Loading {ref.label} on {device} ({devices.dtype_name(dtype)})")
+    auto = getattr(diffusers, TASK_CLASSES[task])
+    if ref.kind == "file":
+        pipe = load_single_file(ref, opts, dtype)
+        if task != "text2img":
+            pipe = _switch_task(auto, pipe, ref, task)
+    else:
+        folder = local_folder(ref, opts)
+        kwargs: dict[str, Any] = {
+            "dtype": dtype,
+            "use_safetensors": None if opts.allow_pickle else True,
+            "local_files_only": True,
+            **component_kwargs(folder, opts),
+            **extra,
+        }
+        if opts.variant:
+            kwargs["variant"] = opts.variant
+        try:
+            pipe = auto.from_pretrained(folder, **kwargs)
+        except Exception as exc:
+            raise _load_error(exc, ref, task, folder) from exc
+    pipe.to(device)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    return Loaded(pipe, ref, device, dtype)
+
+
+def _switch_task(auto: Any, pipe: Any, ref: ModelRef, task: str) -> Any:
+    try:
+        return auto.from_pipe(pipe)
+    except ValueError as exc:
+        raise ModelUnavailable(
+            f"Model '{ref.label}' ({type(pipe).__name__}) has no {TASK_WORDS[task]} pipeline."
+        ) from exc
+
+
+def _load_error(exc: Exception, ref: ModelRef, task: str, folder: Path) -> Exception:
+    text = str(exc)
+    if "AutoPipeline can't find a pipeline linked to" in text:
+        cls = pipeline_class_name(folder) or "this pipeline"
+        return ModelUnavailable(f"Model '{ref.label}' is a {cls}, not a {TASK_WORDS[task]} pipeline.")
+    if "safetensors" in text.lower() and "could not find" in text.lower():
+        return ModelUnavailable(
+            f"Model '{ref.label}' has no safetensors weights; pickle weights can run code when loaded, "
+            "so they are refused unless you pass --allow-pickle."
+        )
+    if "variant" in text.lower() and "no such modeling files" in text.lower() or "variant=" in text:
+        return ModelUnavailable(f"Model '{ref.label}' has no '{text.split('variant=')[-1][:20]}' weights variant.")
+    if ref.repo_id:
+        translated = hub.translate(exc, ref.repo_id)
+        if translated is not exc:
+            return translated
+    if isinstance(exc, (OSError, EnvironmentError)):
+        return ModelUnavailable(f"Could not load model '{ref.label}': {text.splitlines()[0] if text else type(exc).__name__}")
+    return exc
+
+
+# ---- single-file checkpoints -------------------------------------------------------------------------
+
+#: A key that only this family's original checkpoints hold -> the diffusers text-to-image class.
+_SINGLE_FILE_MARKERS = (
+    ("double_blocks.", "FluxPipeline"),
+    ("model.diffusion_model.double_blocks.", "FluxPipeline"),
+    ("model.diffusion_model.joint_blocks.", "StableDiffusion3Pipeline"),
+    ("joint_blocks.", "StableDiffusion3Pipeline"),
+    ("conditioner.embedders.1.", "StableDiffusionXLPipeline"),
+)
+
+
+def single_file_class(ref: ModelRef) -> str:
+    """Which pipeline class a single-file checkpoint belongs to: from --config, else from its keys."""
+    if ref.config and Path(ref.config).expanduser().is_dir():
+        name = pipeline_class_name(Path(ref.config).expanduser())
+        if name:
+            return name
+    assert ref.path is not None
+    if ref.path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(ref.path), framework="pt") as fh:
+                keys = list(fh.keys())
+        except Exception as exc:
+            raise ModelUnavailable(f"'{ref.path}' is not a readable safetensors file.") from exc
+        for marker, cls in _SINGLE_FILE_MARKERS:
+            if any(k.startswith(marker) for k in keys):
+                return cls
+    return "StableDiffusionPipeline"
+
+
+def load_single_file(ref: ModelRef, opts: LoadOptions, dtype: Any) -> Any:
+    """Load an original-format checkpoint with diffusers' `from_single_file`."""
+    if ref.is_pickle and not opts.allow_pickle:
+        raise ModelUnavailable(
+            f"'{ref.path}' is a pickle checkpoint, which can run code when loaded; "
+            "use a .safetensors file or pass --allow-pickle if you trust it."
+        )
+    import diffusers
+
+    cls_name = single_file_class(ref)
+    cls = getattr(diffusers, cls_name, None)
+    if cls is None or not hasattr(cls, "from_single_file"):
+        raise ModelUnavailable(f"'{ref.path}' is a {cls_name} checkpoint, which cannot be loaded from a single file.")
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if ref.config:
+        cfg = Path(ref.config).expanduser()
+        kwargs["config"] = str(cfg) if cfg.is_dir() else ref.config
+    if not opts.safety_checker:
+        kwargs["safety_checker"] = None
+    if hub.offline() or ref.config and Path(ref.config).expanduser().is_dir():
+        kwargs["local_files_only"] = True
+    else:
+        hub.install_timeouts()
+    try:
+        return cls.from_single_file(str(ref.path), **kwargs)
+    except Exception as exc:
+        from difftool.errors import chain_names
+
+        if chain_names(exc) & {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectError", "TimeoutException"}:
+            raise ModelUnavailable(
+                f"Loading '{ref.path.name if ref.path else ref.text}' needs its pipeline configs: pass --config with a "
+                "folder or a cached hub id of the same architecture (e.g. --config sd15's hub id)."
+            ) from exc
+        if isinstance(exc, (ValueError, KeyError, RuntimeError, OSError)):
+            raise ModelUnavailable(f"Could not load checkpoint '{ref.path}' as {cls_name}: {str(exc).splitlines()[0]}") from exc
+        raise
+
+
+def check_accepts(pipe: Any, given: dict[str, str]) -> None:
+    """Refuse (exit 2) any option the loaded pipeline does not take, rather than dropping it."""
+    import inspect
+
+    params = inspect.signature(pipe.__call__).parameters
+    for kwarg, flag in given.items():
+        if kwarg not in params:
+            raise UsageError(f"{flag} is not accepted by {type(pipe).__name__} (model '{pipe_label(pipe)}').")
+
+
+def pipe_label(pipe: Any) -> str:
+    return str(getattr(getattr(pipe, "config", {}), "get", lambda *_: None)("_name_or_path") or type(pipe).__name__)
+
+
+def call_defaults(pipe: Any) -> dict[str, Any]:
+    """The defaults the pipeline's __call__ uses, to record what actually ran."""
+    import inspect
+
+    return {
+        name: p.default
+        for name, p in inspect.signature(pipe.__call__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def is_usage_error(exc: BaseException) -> UsageError | None:
+    """Pipelines report bad sizes/values as ValueError: pass those on as usage errors."""
+    if isinstance(exc, ValueError):
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        if any(w in text for w in ("divisible by", "must be", "has to be", "should be", "can't be", "cannot be")):
+            return UsageError(text.rstrip(".") + ".")
+    return None

@@ -1,0 +1,78 @@
+"""Options shared by several commands, declared once as `Annotated` aliases.
+
+Defaults are None wherever a value can also come from the environment, the config file or the
+model registry: `config.lookup` decides, so the help text names the fallback instead of a value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+GEN = "Generation"
+MODEL = "Model and device"
+OUT = "Output"
+
+Model = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model", "-m", help="Alias (see `difftool models`), hub id org/name or org/name@rev, pipeline folder, or .safetensors "
+        "file. Default: $DIFFTOOL_MODEL, else sdxl.", rich_help_panel=MODEL, show_default=False,
+    ),
+]
+Config = Annotated[
+    Optional[str],
+    typer.Option("--config", help="For a single-file checkpoint: a folder or hub id holding its pipeline configs.",
+                 rich_help_panel=MODEL),
+]
+Device = Annotated[
+    Optional[str],
+    typer.Option("--device", help="auto|cpu|cuda|mps (auto: cuda, then mps, then cpu).", rich_help_panel=MODEL,
+                 show_default=False),
+]
+Dtype = Annotated[
+    Optional[str],
+    typer.Option("--dtype", help="auto|fp16|bf16|fp32 (auto: fp16 on GPU, fp32 on CPU).", rich_help_panel=MODEL,
+                 show_default=False),
+]
+AllowPickle = Annotated[
+    bool, typer.Option("--allow-pickle", help="Allow pickle (.ckpt/.bin) weights, which can run code: only if you trust them.",
+                       rich_help_panel=MODEL),
+]
+NoSafetyChecker = Annotated[
+    bool, typer.Option("--no-safety-checker", help="Do not load the model's safety checker.", rich_help_panel=MODEL),
+]
+Refresh = Annotated[
+    bool, typer.Option("--refresh", help="Check the Hub for a newer revision even when the model is cached.",
+                       rich_help_panel=MODEL),
+]
+Negative = Annotated[Optional[str], typer.Option("--negative", help="Negative prompt.", rich_help_panel=GEN)]
+Steps = Annotated[Optional[int], typer.Option("--steps", min=1, help="Denoising steps (default: the model's).",
+                                              rich_help_panel=GEN, show_default=False)]
+Guidance = Annotated[Optional[float], typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale.",
+                                                   rich_help_panel=GEN, show_default=False)]
+Seed = Annotated[Optional[int], typer.Option("--seed", min=0, max=2**63 - 1,
+                                             help="Seed of the first image; image i uses seed+i. Default: random.",
+                                             rich_help_panel=GEN, show_default=False)]
+Width = Annotated[Optional[int], typer.Option("--width", "-W", min=8, help="Width in pixels (multiple of 8).",
+                                              rich_help_panel=GEN, show_default=False)]
+Height = Annotated[Optional[int], typer.Option("--height", "-H", min=8, help="Height in pixels (multiple of 8).",
+                                               rich_help_panel=GEN, show_default=False)]
+NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="Images per prompt.", rich_help_panel=GEN)]
+Scheduler = Annotated[
+    Optional[str],
+    typer.Option("--scheduler", help="euler, euler-a, ddim, dpm++2m, dpm++2m-karras, unipc, lcm, ... "
+                 "(default: the model's).", rich_help_panel=GEN, show_default=False),
+]
+Output = Annotated[
+    Optional[str],
+    typer.Option("--output", "-o", help="File, folder, or template with {seed} {index} {prompt} {model} {date}. "
+                 "Default: ./{prompt}-{seed}.png.", rich_help_panel=OUT, show_default=False),
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing files.", rich_help_panel=OUT)]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout.", rich_help_panel=OUT)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.", rich_help_panel=OUT)]
+
+ImagePath = Annotated[Path, typer.Argument(help="Input image.")]

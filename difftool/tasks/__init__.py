@@ -1,0 +1,1 @@
+"""The tasks behind the commands: each module turns validated settings into images on disk."""

@@ -1,0 +1,100 @@
+"""What every image-making task shares: seeds, the per-image call, progress, safe writes, results.
+
+A task builds `Job`s (one per output image, each with its own seed) and hands them to `run_jobs`,
+which calls the pipeline once per image with a CPU `torch.Generator` seeded with the job's seed,
+so image i of a batch is exactly the plain diffusers call with seed+i.
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from difftool import console, metadata
+from difftool.errors import DifftoolError
+from difftool.loading import Loaded, is_usage_error
+from difftool.outputs import OutputPlan, write_png
+
+MAX_SEED = 2**32 - 1
+
+
+def draw_seed() -> int:
+    """A random seed, reported everywhere so the image can be remade."""
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+@dataclass
+class Job:
+    """One image to make: the pipeline kwargs (without generator) and the settings to record."""
+
+    kwargs: dict[str, Any]
+    seed: int
+    settings: dict[str, Any]
+    name_fields: dict[str, Any] = field(default_factory=dict)
+    steps: int = 0
+
+
+def run_pipe(pipe: Any, kwargs: dict[str, Any], seed: int, steps: int, label: str) -> Any:
+    """Call the pipeline once with a fresh CPU generator, driving a progress bar from its step callback."""
+    import torch
+
+    params = inspect.signature(pipe.__call__).parameters
+    call = dict(kwargs)
+    call["generator"] = torch.Generator("cpu").manual_seed(seed)
+    with console.step_bar(label, total=max(steps, 1)) as advance:
+        if console.bars_enabled() and "callback_on_step_end" in params:
+
+            def on_step(_pipe: Any, _step: int, _t: Any, cb_kwargs: dict[str, Any]) -> dict[str, Any]:
+                advance()
+                return cb_kwargs
+
+            call["callback_on_step_end"] = on_step
+        try:
+            return pipe(**call)
+        except ValueError as exc:
+            usage = is_usage_error(exc)
+            if usage:
+                raise usage from exc
+            raise
+
+
+def run_jobs(loaded: Loaded, jobs: Iterable[Job], plan: OutputPlan, total: int, as_json: bool) -> list[Path]:
+    """Make, write and report every job's image; returns the written paths."""
+    written: list[Path] = []
+    for index, job in enumerate(jobs):
+        label = f"image {index + 1}/{total} seed {job.seed}"
+        out = run_pipe(loaded.pipe, job.kwargs, job.seed, job.steps, label)
+        image = out.images[0]
+        nsfw = getattr(out, "nsfw_content_detected", None)
+        if nsfw and nsfw[0]:
+            console.warn(f"the safety checker blacked out image {index + 1} (seed {job.seed}).")
+        settings = {**job.settings, "width": image.width, "height": image.height}
+        path, fresh = plan.path_for(index, total, seed=job.seed, model=loaded.ref.name, **job.name_fields)
+        path = write_png(image, path, metadata.pnginfo(settings), overwrite=plan.overwrite, fresh=fresh)
+        written.append(path)
+        if as_json:
+            console.result_json({"path": str(path), **settings})
+        else:
+            console.result(str(path))
+        console.info(f"wrote {path} (seed {job.seed})")
+    return written
+
+
+def base_settings(loaded: Loaded, task: str) -> dict[str, Any]:
+    """Settings every image records: task, model, pipeline class, device and dtype."""
+    return {
+        "task": task,
+        "model": loaded.ref.label,
+        "pipeline": type(loaded.pipe).__name__,
+        "device": loaded.device,
+        "dtype": loaded.dtype_name,
+    }
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise DifftoolError(message)

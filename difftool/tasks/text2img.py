@@ -1,0 +1,111 @@
+"""`difftool gen`: text to image with any pipeline AutoPipelineForText2Image serves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from difftool import console, schedulers
+from difftool.loading import Loaded, LoadOptions, call_defaults, check_accepts, load_pipeline
+from difftool.outputs import OutputPlan
+from difftool.references import ModelRef
+from difftool.tasks.common import Job, base_settings, draw_seed, run_jobs
+
+
+@dataclass
+class GenRequest:
+    """What the user asked for; None means "the model's default"."""
+
+    prompts: list[str]
+    negative: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    num_images: int = 1
+    scheduler: str | None = None
+
+
+#: GenRequest field -> (pipeline kwarg, the flag named in errors)
+CALL_ARGS = {
+    "negative": ("negative_prompt", "--negative"),
+    "steps": ("num_inference_steps", "--steps"),
+    "guidance": ("guidance_scale", "--guidance"),
+    "width": ("width", "--width"),
+    "height": ("height", "--height"),
+}
+
+
+def with_registry_defaults(ref: ModelRef, req: GenRequest) -> GenRequest:
+    """Fill unset values from the model's registry entry (aliases and known hub ids)."""
+    spec = ref.spec
+    if spec is None:
+        return req
+    return GenRequest(
+        prompts=req.prompts,
+        negative=req.negative,
+        steps=req.steps if req.steps is not None else spec.steps,
+        guidance=req.guidance if req.guidance is not None else spec.guidance,
+        seed=req.seed,
+        width=req.width if req.width is not None else spec.width,
+        height=req.height if req.height is not None else spec.height,
+        num_images=req.num_images,
+        scheduler=req.scheduler if req.scheduler is not None else spec.scheduler,
+    )
+
+
+def call_kwargs(loaded: Loaded, req: GenRequest) -> dict[str, Any]:
+    """The pipeline kwargs shared by every image, after refusing those the pipeline does not take."""
+    given = {name: CALL_ARGS[name] for name in CALL_ARGS if getattr(req, name) is not None}
+    check_accepts(loaded.pipe, {kwarg: flag for kwarg, flag in given.values()})
+    return {kwarg: getattr(req, name) for name, (kwarg, _) in given.items()}
+
+
+def recorded(loaded: Loaded, req: GenRequest, kwargs: dict[str, Any], task: str) -> dict[str, Any]:
+    """Settings to embed: what actually ran, the pipeline's own defaults filled in."""
+    defaults = call_defaults(loaded.pipe)
+    return {
+        **base_settings(loaded, task),
+        "negative": req.negative,
+        "steps": kwargs.get("num_inference_steps", defaults.get("num_inference_steps")),
+        "guidance": kwargs.get("guidance_scale", defaults.get("guidance_scale")),
+        "scheduler": schedulers.describe(loaded.pipe.scheduler) if hasattr(loaded.pipe, "scheduler") else None,
+    }
+
+
+def seeds(req: GenRequest) -> int:
+    """The first seed: the user's, or a random one that is reported."""
+    if req.seed is not None:
+        return req.seed
+    seed = draw_seed()
+    console.info(f"seed {seed} (random; pass --seed {seed} to remake these images)")
+    return seed
+
+
+def run(ref: ModelRef, req: GenRequest, opts: LoadOptions, plan: OutputPlan, as_json: bool = False) -> list[Path]:
+    """Load once, then make `num_images` images per prompt; image i of a prompt uses seed+i."""
+    req = with_registry_defaults(ref, req)
+    loaded = load_pipeline(ref, "text2img", opts)
+    if req.scheduler:
+        schedulers.apply(loaded.pipe, req.scheduler)
+    kwargs = call_kwargs(loaded, req)
+    settings = recorded(loaded, req, kwargs, "gen")
+    first = seeds(req)
+    total = len(req.prompts) * req.num_images
+
+    def jobs() -> Iterator[Job]:
+        for prompt in req.prompts:
+            for i in range(req.num_images):
+                seed = first + i
+                yield Job(
+                    kwargs={"prompt": prompt, **kwargs},
+                    seed=seed,
+                    settings={**settings, "prompt": prompt, "seed": seed},
+                    name_fields={"prompt": prompt},
+                    steps=settings["steps"] or 0,
+                )
+
+    return run_jobs(loaded, jobs(), plan, total, as_json)

@@ -1,0 +1,92 @@
+"""Tiny random-weight pipelines built locally, in the Hub layout, for tests and benchmarks.
+
+The pattern of diffusers' own `get_dummy_components`, with a CLIP tokenizer written from a small
+vocab instead of downloaded, so nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP/GPT-2's byte -> printable character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def write_clip_tokenizer(folder: Path, words: tuple[str, ...] = ()) -> Any:
+    """A byte-level CLIP tokenizer with a tiny vocab (+ whole `words`), saved to `folder`."""
+    from transformers import CLIPTokenizer
+
+    src = folder.parent / (folder.name + "-src")
+    src.mkdir(parents=True, exist_ok=True)
+    chars = list(bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for tok in chars + [c + "</w>" for c in chars]:
+        vocab.setdefault(tok, len(vocab))
+    merges = []
+    for word in words:
+        # merge a word left to right into one token: (w,o) -> wo, (wo,r) -> wor, (wor, d</w>) -> word</w>
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        acc = pieces[0]
+        for piece in pieces[1:]:
+            merges.append(f"{acc} {piece}")
+            acc = acc + piece
+            vocab.setdefault(acc, len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (src / "vocab.json").write_text(json.dumps(vocab))
+    (src / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + ("\n" if merges else ""))
+    tok = CLIPTokenizer.from_pretrained(str(src), model_max_length=77)
+    tok.save_pretrained(str(folder))
+    return tok
+
+
+def sd_components(seed: int = 0) -> dict[str, Any]:
+    """Tiny Stable Diffusion 1.x components (UNet 16/32 channels, 4-block VAE, 2-layer CLIP)."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, norm_num_groups=8, attention_head_dim=4,
+    )
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 16, 16), in_channels=3, out_channels=3, norm_num_groups=8, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64,
+    )
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05,
+        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
+    ))
+    return {"unet": unet, "scheduler": scheduler, "vae": vae, "text_encoder": text_encoder}
+
+
+def build_sd(folder: Path, seed: int = 0) -> Path:
+    """A tiny StableDiffusionPipeline saved in the Hub layout (~1.3 MB); makes 64x64 images."""
+    from diffusers import StableDiffusionPipeline
+
+    tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
+    pipe = StableDiffusionPipeline(
+        **sd_components(seed), tokenizer=tokenizer, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
