@@ -80,6 +80,26 @@ def fetch_pipeline(
         raise translate(exc, repo_id) from exc
 
 
+def fetch_files(repo_id: str, revision: str | None, patterns: list[str], refresh: bool = False) -> Path:
+    """Return a local snapshot of `repo_id` limited to `patterns` (a non-pipeline model: tiny VAE, LoRA)."""
+    from huggingface_hub import snapshot_download
+
+    if not refresh:
+        try:
+            return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True))
+        except Exception as exc:
+            if not _is_not_cached(exc):
+                raise translate(exc, repo_id) from exc
+    if offline():
+        raise ModelUnavailable(f"Model '{repo_id}' is not in the local cache and HF_HUB_OFFLINE is set; {how_to_get(repo_id)}.")
+    install_timeouts()
+    _probe(repo_id, revision)
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except Exception as exc:
+        raise translate(exc, repo_id) from exc
+
+
 def _probe(repo_id: str, revision: str | None) -> None:
     """One bounded request before downloading, so an unreachable or silent Hub fails fast and clearly."""
     from huggingface_hub import HfApi

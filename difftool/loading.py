@@ -23,6 +23,7 @@ TASK_CLASSES = {
     "img2img": "AutoPipelineForImage2Image",
     "inpaint": "AutoPipelineForInpainting",
 }
+OFFLOAD_MODES = ("model", "sequential")
 TASK_WORDS = {"text2img": "text-to-image", "img2img": "image-to-image", "inpaint": "inpainting"}
 
 
@@ -36,6 +37,19 @@ class LoadOptions:
     safety_checker: bool = True
     refresh: bool = False
     variant: str | None = None
+    offload: str | None = None
+    """`model` or `sequential` CPU offload (GPU only)."""
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    compile: bool = False
+    tiny_vae: str | None = None
+    """Hub id or folder of an AutoencoderTiny used for decoding."""
+
+    def switches(self) -> dict[str, object]:
+        """The speed/memory switches in effect, recorded in every image's metadata."""
+        values = {"offload": self.offload, "vae_tiling": self.vae_tiling, "vae_slicing": self.vae_slicing,
+                  "compile": self.compile, "tiny_vae": self.tiny_vae}
+        return {k: v for k, v in values.items() if v}
 
 
 @dataclass
@@ -46,6 +60,7 @@ class Loaded:
     ref: ModelRef
     device: str
     dtype: Any
+    opts: LoadOptions
 
     @property
     def dtype_name(self) -> str:
@@ -103,6 +118,8 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
     """Load `ref` for `task` (a key of TASK_CLASSES) on the chosen device and dtype."""
     device = devices.resolve_device(opts.device)
     dtype = devices.resolve_dtype(opts.dtype, device)
+    if opts.offload and device == "cpu":
+        raise UsageError("--offload moves weights between CPU and GPU: it needs --device cuda (or mps).")
     quiet_libraries()
     import diffusers
 
@@ -127,10 +144,53 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
             pipe = auto.from_pretrained(folder, **kwargs)
         except Exception as exc:
             raise _load_error(exc, ref, task, folder) from exc
-    pipe.to(device)
+    place(pipe, device, dtype, opts)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
-    return Loaded(pipe, ref, device, dtype)
+    return Loaded(pipe, ref, device, dtype, opts)
+
+
+def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
+    """Move the pipeline to its device and apply the speed/memory switches, each through diffusers' own API."""
+    if opts.tiny_vae and getattr(pipe, "vae", None) is not None:
+        pipe.vae = load_tiny_vae(opts.tiny_vae, dtype, opts)
+    if opts.offload:
+        gpu = "cuda" if device.startswith("cuda") else device
+        if opts.offload == "model":
+            pipe.enable_model_cpu_offload(device=gpu)
+        else:
+            pipe.enable_sequential_cpu_offload(device=gpu)
+    else:
+        pipe.to(device)
+    vae = getattr(pipe, "vae", None) or getattr(pipe, "movq", None)
+    for flag, method in ((opts.vae_tiling, "enable_tiling"), (opts.vae_slicing, "enable_slicing")):
+        if flag:
+            if vae is None or not hasattr(vae, method):
+                raise UsageError(f"--vae-{method.split('_')[1][:-3]}ing is not supported by {type(pipe).__name__}.")
+            getattr(vae, method)()
+    if opts.compile:
+        import torch
+
+        denoiser = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+        if getattr(pipe, denoiser, None) is None:
+            raise UsageError(f"--compile: {type(pipe).__name__} has no unet or transformer to compile.")
+        setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser)))
+
+
+def load_tiny_vae(ref_text: str, dtype: Any, opts: LoadOptions) -> Any:
+    """An AutoencoderTiny from a folder or hub id (cache first, like pipelines)."""
+    from diffusers import AutoencoderTiny
+
+    path = Path(ref_text).expanduser()
+    if not path.is_dir():
+        from difftool.references import split_revision
+
+        repo, rev = split_revision(ref_text)
+        path = hub.fetch_files(repo, rev, ["*.json", "*.safetensors"], refresh=opts.refresh)
+    try:
+        return AutoencoderTiny.from_pretrained(str(path), dtype=dtype, use_safetensors=True, local_files_only=True)
+    except Exception as exc:
+        raise ModelUnavailable(f"--tiny-vae '{ref_text}' is not an AutoencoderTiny folder: {str(exc).splitlines()[0]}") from exc
 
 
 def _switch_task(auto: Any, pipe: Any, ref: ModelRef, task: str) -> Any:

@@ -76,3 +76,23 @@ Json = Annotated[bool, typer.Option("--json", help="One JSON object per image on
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.", rich_help_panel=OUT)]
 
 ImagePath = Annotated[Path, typer.Argument(help="Input image.")]
+
+PERF = "Speed and memory"
+Offload = Annotated[
+    Optional[str],
+    typer.Option("--offload", help="model|sequential: keep weights in CPU memory and move them to the GPU as needed "
+                 "(diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload).", rich_help_panel=PERF,
+                 show_default=False),
+]
+VaeTiling = Annotated[bool, typer.Option("--vae-tiling", help="Decode the image in tiles (large sizes, less memory).",
+                                         rich_help_panel=PERF)]
+VaeSlicing = Annotated[bool, typer.Option("--vae-slicing", help="Decode batch images one at a time (less memory).",
+                                          rich_help_panel=PERF)]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the denoiser (slow first image, faster after).",
+                                       rich_help_panel=PERF)]
+TinyVae = Annotated[
+    Optional[str],
+    typer.Option("--tiny-vae", help="Decode with a tiny autoencoder (AutoencoderTiny), e.g. madebyollin/taesd or "
+                 "madebyollin/taesdxl: much faster decode, slightly softer images.", rich_help_panel=PERF,
+                 show_default=False),
+]

@@ -92,6 +92,7 @@ def base_settings(loaded: Loaded, task: str) -> dict[str, Any]:
         "pipeline": type(loaded.pipe).__name__,
         "device": loaded.device,
         "dtype": loaded.dtype_name,
+        **loaded.opts.switches(),
     }
 
 

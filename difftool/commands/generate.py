@@ -1,0 +1,61 @@
+"""`difftool gen`: text to image."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from difftool import config, console, options, schedulers
+from difftool.commands.common import check_size, guarded, load_options, read_lines, resolve_model
+
+
+@guarded
+def gen(
+    prompts: Annotated[list[str], typer.Argument(help="Prompts; `-` reads prompts from stdin, one per line.",
+                                                 show_default=False)],
+    model: options.Model = None,
+    negative: options.Negative = None,
+    steps: options.Steps = None,
+    guidance: options.Guidance = None,
+    seed: options.Seed = None,
+    width: options.Width = None,
+    height: options.Height = None,
+    num_images: options.NumImages = 1,
+    scheduler: options.Scheduler = None,
+    output: options.Output = None,
+    overwrite: options.Overwrite = False,
+    json_: options.Json = False,
+    quiet: options.Quiet = False,
+    device: options.Device = None,
+    dtype: options.Dtype = None,
+    offload: options.Offload = None,
+    vae_tiling: options.VaeTiling = False,
+    vae_slicing: options.VaeSlicing = False,
+    compile_: options.Compile = False,
+    tiny_vae: options.TinyVae = None,
+    config_ref: options.Config = None,
+    allow_pickle: options.AllowPickle = False,
+    no_safety_checker: options.NoSafetyChecker = False,
+    refresh: options.Refresh = False,
+) -> None:
+    """Make images from text prompts (one PNG path per line on stdout)."""
+    from difftool.outputs import OutputPlan
+
+    console.set_quiet(quiet)
+    check_size(width, height)
+    sched = schedulers.check_name(config.lookup("scheduler", scheduler))
+    opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
+                        compile_, tiny_vae)
+    ref = resolve_model(model, config_ref)
+    plan = OutputPlan(config.lookup("output", output), overwrite=overwrite)
+    texts = read_lines(prompts, "prompts")
+    plan.validate(len(texts) * num_images)
+
+    from difftool.tasks import text2img
+
+    req = text2img.GenRequest(
+        prompts=texts, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
+        num_images=num_images, scheduler=sched,
+    )
+    text2img.run(ref, req, opts, plan, as_json=json_)

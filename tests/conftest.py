@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny models built once per session, an isolated HF cache and config per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+import builders  # noqa: E402
+
+FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight StableDiffusionPipeline folder in the Hub layout (64x64 images)."""
+    return builders.build_sd(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own HF cache, no config file, no DIFFTOOL_* from the developer's shell, and runs in tmp."""
+    for key in list(os.environ):
+        if key.startswith("DIFFTOOL_"):
+            monkeypatch.delenv(key)
+    hf_home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setenv("DIFFTOOL_CONFIG", str(tmp_path / "no-config.toml"))
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr(hf_constants, "HF_HOME", str(hf_home))
+    monkeypatch.chdir(tmp_path)
+    yield hf_home
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, input: str | None = None) -> Result:
+    """Run the real Typer app in-process; stdout and stderr kept apart."""
+    from difftool.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def place_in_cache(folder: Path, repo_id: str, hf_home: Path) -> Path:
+    """Lay `folder` out in the HF cache as huggingface_hub does (snapshots/<sha>, refs/main)."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / FAKE_SHA
+    shutil.copytree(folder, snap)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(FAKE_SHA)
+    return snap
+
+
+def png_text(path: Path) -> dict[str, str]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return dict(im.text)
+
+
+def pixels(path: Path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
