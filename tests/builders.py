@@ -52,7 +52,7 @@ def write_clip_tokenizer(folder: Path, words: tuple[str, ...] = ()) -> Any:
     return tok
 
 
-def sd_components(seed: int = 0) -> dict[str, Any]:
+def sd_components(seed: int = 0, **unet_kwargs: Any) -> dict[str, Any]:
     """Tiny Stable Diffusion 1.x components (UNet 16/32 channels, 4-block VAE, 2-layer CLIP)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -62,10 +62,10 @@ def sd_components(seed: int = 0) -> dict[str, Any]:
     unet = UNet2DConditionModel(
         block_out_channels=(16, 32), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=8, attention_head_dim=4,
+        cross_attention_dim=32, norm_num_groups=8, attention_head_dim=4, **unet_kwargs,
     )
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False)
+                              set_alpha_to_one=False, steps_offset=1)
     torch.manual_seed(seed)
     vae = AutoencoderKL(
         block_out_channels=(8, 8, 16, 16), in_channels=3, out_channels=3, norm_num_groups=8, latent_channels=4,
@@ -88,5 +88,18 @@ def build_sd(folder: Path, seed: int = 0) -> Path:
         **sd_components(seed), tokenizer=tokenizer, safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_lcm(folder: Path, seed: int = 0) -> Path:
+    """A tiny LatentConsistencyModelPipeline (a non-SD class AutoPipeline serves; no negative prompt)."""
+    from diffusers import LatentConsistencyModelPipeline, LCMScheduler
+
+    parts = sd_components(seed, time_cond_proj_dim=32)
+    parts["scheduler"] = LCMScheduler.from_config(parts["scheduler"].config)
+    tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
+    pipe = LatentConsistencyModelPipeline(**parts, tokenizer=tokenizer, safety_checker=None, feature_extractor=None,
+                                          requires_safety_checker=False)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
