@@ -71,11 +71,11 @@ def quiet_libraries() -> None:
     """Keep library chatter (tqdm bars, deprecation notices) off the user's stderr."""
     import transformers
 
-    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity(50)  # CRITICAL: failures reach the user as our own one-liners
     transformers.utils.logging.disable_progress_bar()
     import diffusers
 
-    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.set_verbosity(50)
     diffusers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
@@ -207,7 +207,7 @@ def _load_error(exc: Exception, ref: ModelRef, task: str, folder: Path) -> Excep
     if "AutoPipeline can't find a pipeline linked to" in text:
         cls = pipeline_class_name(folder) or "this pipeline"
         return ModelUnavailable(f"Model '{ref.label}' is a {cls}, not a {TASK_WORDS[task]} pipeline.")
-    if "safetensors" in text.lower() and "could not find" in text.lower():
+    if "safetensors" in text.lower() and ("could not find" in text.lower() or "no file named" in text.lower()):
         return ModelUnavailable(
             f"Model '{ref.label}' has no safetensors weights; pickle weights can run code when loaded, "
             "so they are refused unless you pass --allow-pickle."

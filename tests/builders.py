@@ -103,3 +103,38 @@ def build_lcm(folder: Path, seed: int = 0) -> Path:
                                           requires_safety_checker=False)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def build_sd_with_safety_checker(folder: Path, seed: int = 0) -> Path:
+    """The tiny SD pipeline with a tiny random safety checker and its feature extractor."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    small = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
+    torch.manual_seed(seed)
+    checker = StableDiffusionSafetyChecker(CLIPConfig(
+        text_config={**small, "vocab_size": 1000}, vision_config={**small, "image_size": 32, "patch_size": 4},
+        projection_dim=32,
+    ))
+    tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
+    pipe = StableDiffusionPipeline(
+        **sd_components(seed), tokenizer=tokenizer, safety_checker=checker,
+        feature_extractor=CLIPImageProcessor(crop_size=32, size=32), requires_safety_checker=True,
+    )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_ddpm(folder: Path, seed: int = 0) -> Path:
+    """A tiny unconditional DDPMPipeline: a pipeline that is not text-to-image."""
+    import torch
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=3, out_channels=3,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       norm_num_groups=8)
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(str(folder), safe_serialization=True)
+    return folder

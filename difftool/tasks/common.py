@@ -92,6 +92,7 @@ def base_settings(loaded: Loaded, task: str) -> dict[str, Any]:
         "pipeline": type(loaded.pipe).__name__,
         "device": loaded.device,
         "dtype": loaded.dtype_name,
+        "safety_checker": getattr(loaded.pipe, "safety_checker", None) is not None,
         **loaded.opts.switches(),
     }
 
