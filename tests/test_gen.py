@@ -203,3 +203,23 @@ def test_debug_shows_the_traceback(cli, tiny_sd: Path, monkeypatch: pytest.Monke
     assert "kaboom" in r.stderr and "Traceback" not in r.stderr
     r = cli("--debug", "gen", "a cat", "-m", tiny_sd, "-o", "b.png")
     assert r.exit_code == 1 and "Traceback" in r.stderr
+
+
+def test_progress_bar_on_a_terminal_only(cli, tiny_sd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Rich bar driven by the step callback when stderr is a terminal; none with -q."""
+    import io
+
+    from rich.console import Console
+
+    from difftool import console
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(console, "err", Console(file=buffer, force_terminal=True, width=100))
+    r = cli("gen", "a cat", "-m", tiny_sd, "--steps", "3", "--seed", "1", "-o", "bar.png")
+    assert r.exit_code == 0
+    assert "3/3" in buffer.getvalue() and "image 1/1 seed 1" in buffer.getvalue()
+    assert r.stdout.strip() == "bar.png"
+    buffer.truncate(0)
+    buffer.seek(0)
+    r = cli("gen", "a cat", "-m", tiny_sd, "--steps", "3", "--seed", "1", "-o", "bar2.png", "-q")
+    assert r.exit_code == 0 and buffer.getvalue() == ""
