@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from difftool import __version__
-from difftool.commands import common, generate
+from difftool import __version__, config
+from difftool.commands import common, generate, info, settings
 
 app = typer.Typer(
     name="difftool",
@@ -37,10 +37,13 @@ def root(
 ) -> None:
     """Diffusion images from the shell."""
     common.state["debug"] = debug
+    config.use_model(None)
 
 
 # ---- command registry: one line per command ---------------------------------------------------------
 app.command()(generate.gen)
+app.command()(info.info)
+app.command("config")(settings.config_cmd)
 
 
 def main() -> None:

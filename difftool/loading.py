@@ -44,11 +44,15 @@ class LoadOptions:
     compile: bool = False
     tiny_vae: str | None = None
     """Hub id or folder of an AutoencoderTiny used for decoding."""
+    lora: tuple = ()
+    """`difftool.lora.Lora` adapters to load (`--lora`)."""
 
     def switches(self) -> dict[str, object]:
         """The speed/memory switches in effect, recorded in every image's metadata."""
         values = {"offload": self.offload, "vae_tiling": self.vae_tiling, "vae_slicing": self.vae_slicing,
                   "compile": self.compile, "tiny_vae": self.tiny_vae}
+        if self.lora:
+            values["lora"] = [lora.record() for lora in self.lora]
         return {k: v for k, v in values.items() if v}
 
 
@@ -154,6 +158,10 @@ def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
     """Move the pipeline to its device and apply the speed/memory switches, each through diffusers' own API."""
     if opts.tiny_vae and getattr(pipe, "vae", None) is not None:
         pipe.vae = load_tiny_vae(opts.tiny_vae, dtype, opts)
+    if opts.lora:  # before offload hooks and torch.compile
+        from difftool import lora
+
+        lora.apply(pipe, opts.lora, refresh=opts.refresh)
     if opts.offload:
         gpu = "cuda" if device.startswith("cuda") else device
         if opts.offload == "model":

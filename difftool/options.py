@@ -96,3 +96,16 @@ TinyVae = Annotated[
                  "madebyollin/taesdxl: much faster decode, slightly softer images.", rich_help_panel=PERF,
                  show_default=False),
 ]
+
+From = Annotated[
+    Optional[Path],
+    typer.Option("--from", help="Re-run the settings stored in this image (difftool's or A1111's); options you "
+                 "type win.", rich_help_panel=GEN, show_default=False, dir_okay=False),
+]
+Lora = Annotated[
+    Optional[list[str]],
+    typer.Option("--lora", help="LoRA REF[:SCALE], repeatable: a .safetensors file, a hub id, or "
+                 "hubid/weight_name.safetensors (scale default 1).", rich_help_panel=MODEL, show_default=False),
+]
+Grid = Annotated[bool, typer.Option("--grid", help="Also write one contact sheet of all the images.",
+                                    rich_help_panel=OUT)]

@@ -76,19 +76,26 @@ def load_options(
     vae_slicing: bool = False,
     compile: bool = False,
     tiny_vae: str | None = None,
+    lora: list[str] | None = None,
 ) -> Any:
-    """LoadOptions from flags/environment, validated before torch is imported."""
+    """LoadOptions from flags/environment/config file, validated before torch is imported."""
+    from difftool import lora as loras
     from difftool.loading import OFFLOAD_MODES, LoadOptions
 
     dev = config.lookup("device", device, "auto")
     dt = config.lookup("dtype", dtype, "auto")
     assert dev is not None and dt is not None
     devices.check(dev, dt)
+    offload = config.lookup("offload", offload)
+    tiny_vae = config.lookup("tiny-vae", tiny_vae)
+    lora_items = config.lookup("lora", lora or None, None, lambda raw: [v for v in raw.split(",") if v.strip()])
+    adapters = loras.parse_all(lora_items, allow_pickle)
     if offload is not None and offload not in OFFLOAD_MODES:
         raise UsageError(f"Unknown --offload mode '{offload}'; use {' or '.join(OFFLOAD_MODES)}.")
     return LoadOptions(
         device=dev, dtype=dt, allow_pickle=allow_pickle, safety_checker=not no_safety_checker, refresh=refresh,
         offload=offload, vae_tiling=vae_tiling, vae_slicing=vae_slicing, compile=compile, tiny_vae=tiny_vae,
+        variant=config.lookup("variant", None), lora=adapters,
     )
 
 
@@ -98,4 +105,6 @@ def resolve_model(model: str | None, config_ref: str | None = None, default: str
 
     ref = config.lookup("model", model, default)
     assert ref is not None
-    return references.resolve(ref, config=config_ref)
+    resolved = references.resolve(ref, config=config_ref)
+    config.use_model(resolved)  # later lookups see its [models.X] table in the config file
+    return resolved

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -12,8 +12,8 @@ from difftool.commands.common import check_size, guarded, load_options, read_lin
 
 @guarded
 def gen(
-    prompts: Annotated[list[str], typer.Argument(help="Prompts; `-` reads prompts from stdin, one per line.",
-                                                 show_default=False)],
+    prompts: Annotated[Optional[list[str]], typer.Argument(
+        help="Prompts; `-` reads prompts from stdin, one per line (optional with --from).", show_default=False)] = None,
     model: options.Model = None,
     negative: options.Negative = None,
     steps: options.Steps = None,
@@ -38,18 +38,36 @@ def gen(
     allow_pickle: options.AllowPickle = False,
     no_safety_checker: options.NoSafetyChecker = False,
     refresh: options.Refresh = False,
+    lora: options.Lora = None,
+    from_: options.From = None,
+    grid: options.Grid = False,
 ) -> None:
     """Make images from text prompts (one PNG path per line on stdout)."""
+    from difftool import replay
     from difftool.outputs import OutputPlan
 
     console.set_quiet(quiet)
+    if from_ is not None:
+        v = replay.apply(from_, dict(
+            prompts=prompts, model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width,
+            height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling,
+            vae_slicing=vae_slicing))
+        prompts, model, negative, steps, guidance, seed = (v[k] for k in ("prompts", "model", "negative", "steps",
+                                                                          "guidance", "seed"))
+        width, height, scheduler, lora, tiny_vae = (v[k] for k in ("width", "height", "scheduler", "lora", "tiny_vae"))
+        vae_tiling, vae_slicing = v["vae_tiling"], v["vae_slicing"]
+    ref = resolve_model(model, config_ref)  # first, so the config file's [models.X] table applies below
+    negative = config.lookup("negative", negative)
+    steps = config.lookup("steps", steps, None, int)
+    guidance = config.lookup("guidance", guidance, None, float)
+    width = config.lookup("width", width, None, int)
+    height = config.lookup("height", height, None, int)
     check_size(width, height)
     sched = schedulers.check_name(config.lookup("scheduler", scheduler))
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
-                        compile_, tiny_vae)
-    ref = resolve_model(model, config_ref)
+                        compile_, tiny_vae, lora)
     plan = OutputPlan(config.lookup("output", output), overwrite=overwrite)
-    texts = read_lines(prompts, "prompts")
+    texts = read_lines(prompts or [], "prompts")
     plan.validate(len(texts) * num_images)
 
     from difftool.tasks import text2img
@@ -58,4 +76,8 @@ def gen(
         prompts=texts, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
         num_images=num_images, scheduler=sched,
     )
-    text2img.run(ref, req, opts, plan, as_json=json_)
+    paths = text2img.run(ref, req, opts, plan, as_json=json_)
+    if grid:
+        from difftool.tasks.common import write_grid
+
+        write_grid(paths, overwrite=overwrite, as_json=json_)

@@ -100,3 +100,36 @@ def base_settings(loaded: Loaded, task: str) -> dict[str, Any]:
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise DifftoolError(message)
+
+
+def write_grid(paths: list[Path], overwrite: bool = False, as_json: bool = False) -> Path | None:
+    """`--grid`: one contact sheet of `paths` (rows of ceil(sqrt(n)) cells), next to the first image as
+    `<first>-grid.png`; reported like an image. Nothing for fewer than two images."""
+    import json
+    import math
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    if len(paths) < 2:
+        console.info("--grid: only one image, no contact sheet written")
+        return None
+    images = [Image.open(p).convert("RGB") for p in paths]
+    cell_w, cell_h = max(im.width for im in images), max(im.height for im in images)
+    cols = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    sheet = Image.new("RGB", (cols * cell_w, rows * cell_h), "white")
+    for i, im in enumerate(images):
+        x, y = (i % cols) * cell_w + (cell_w - im.width) // 2, (i // cols) * cell_h + (cell_h - im.height) // 2
+        sheet.paste(im, (x, y))
+    info = PngInfo()
+    info.add_text("difftool", json.dumps({"version": metadata.__version__, "task": "grid",
+                                          "images": [str(p) for p in paths]}, ensure_ascii=False))
+    target = paths[0].with_name(f"{paths[0].stem}-grid.png")
+    path = write_png(sheet, target, info, overwrite=overwrite, fresh=not overwrite)
+    if as_json:
+        console.result_json({"path": str(path), "grid": True, "images": [str(p) for p in paths]})
+    else:
+        console.result(str(path))
+    console.info(f"wrote contact sheet {path} ({cols}x{rows})")
+    return path

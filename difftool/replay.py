@@ -1,0 +1,90 @@
+"""`--from IMAGE`: re-run the settings stored in an image; options given on the command line win.
+
+The stored values take the place of the options the user did not type, so they beat the
+environment and the config file (they are what made the image) and only explicit flags beat them.
+Machine-specific settings (device, dtype, offload, compile) are not replayed: the same pixels need
+the same device and dtype, which `auto` picks again on the same machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from difftool import console, schedulers
+from difftool.errors import UsageError
+
+#: Stored keys that describe the machine or the run, not the image: never replayed.
+NOT_REPLAYED = {"device", "dtype", "offload", "compile", "pipeline", "task", "version", "num_images", "output"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The settings stored in `path` (difftool chunk, else A1111 infotext); UsageError when there are none."""
+    from difftool import metadata, references
+
+    source, settings, _ = metadata.read(path)
+    if source is None:
+        raise UsageError(f"--from: '{path}' holds no generation settings to re-run.")
+    settings = dict(settings)
+    if source == "a1111":
+        model = settings.pop("model", None)
+        if model:
+            try:
+                references.resolve(str(model))
+                settings["model"] = model
+            except Exception:
+                console.info(f"--from: model '{model}' of {path} is not a difftool model reference; "
+                             "using -m or the default model")
+    where = ", ".join(str(settings[k]) for k in ("device", "dtype") if settings.get(k))
+    console.info(f"re-running the settings of {path}" + (f" (made on {where})" if where else ""))
+    return settings
+
+
+def given(name: str) -> bool:
+    """Whether the option `name` (the Python parameter's name) was typed on the command line."""
+    import click
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.PROMPT)
+
+
+def stored_value(name: str, settings: dict[str, Any]) -> Any:
+    """The stored value for command parameter `name` (None when the image does not say)."""
+    if name in NOT_REPLAYED:
+        return None
+    if name == "prompts":
+        return [settings["prompt"]] if settings.get("prompt") is not None else None
+    if name == "lora":
+        items = settings.get("lora") or []
+        return [f"{item['ref']}:{item['scale']:g}" if isinstance(item, dict) else str(item) for item in items] or None
+    if name == "scheduler":
+        value = settings.get("scheduler")
+        return value if value in schedulers.SCHEDULERS else None
+    value = settings.get(name, settings.get(name.rstrip("_")))
+    return value if value not in ("",) else None
+
+
+def apply(
+    path: Path | None,
+    values: dict[str, Any],
+    special: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
+) -> dict[str, Any]:
+    """`values` (command parameter -> value as parsed) with every parameter not typed on the command
+    line replaced by the image's stored value, when it has one. `special` maps a parameter to its own
+    reader of the stored settings (e.g. the source image of img2img)."""
+    if path is None:
+        return values
+    settings = load(path)
+    out = dict(values)
+    for name in values:
+        if given(name):
+            continue
+        reader = (special or {}).get(name)
+        stored = reader(settings) if reader else stored_value(name, settings)
+        if stored is not None:
+            out[name] = stored
+    return out
