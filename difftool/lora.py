@@ -124,6 +124,10 @@ def apply(pipe: Any, loras: tuple[Lora, ...], refresh: bool = False) -> None:
 
     if not USE_PEFT_BACKEND:
         raise ModelUnavailable("Loading LoRAs needs the peft package (pip install 'peft>=0.17').")
+    import warnings
+
+    # peft warns when a second adapter joins the first: that is what stacking LoRAs means
+    warnings.filterwarnings("ignore", message=".*Already found a `peft_config` attribute.*")
     names = []
     for index, lora in enumerate(loras):
         path = locate(lora, refresh)

@@ -43,13 +43,14 @@ def load(path: Path) -> dict[str, Any]:
 
 def given(name: str) -> bool:
     """Whether the option `name` (the Python parameter's name) was typed on the command line."""
-    import click
-    from click.core import ParameterSource
+    try:  # Typer >= 0.2x carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
 
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return False
-    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.PROMPT)
+    ctx = get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return getattr(source, "name", None) in ("COMMANDLINE", "PROMPT")
 
 
 def stored_value(name: str, settings: dict[str, Any]) -> Any:

@@ -138,3 +138,21 @@ def build_ddpm(folder: Path, seed: int = 0) -> Path:
                        norm_num_groups=8)
     DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def build_lora(pipeline_folder: Path, folder: Path, seed: int = 0, rank: int = 4) -> Path:
+    """A tiny random LoRA for the UNet of the SD pipeline in `pipeline_folder`, made with peft and saved with
+    `StableDiffusionPipeline.save_lora_weights` (pytorch_lora_weights.safetensors in `folder`)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(pipeline_folder))
+    torch.manual_seed(seed)
+    pipe.unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+    StableDiffusionPipeline.save_lora_weights(str(folder), unet_lora_layers=layers, safe_serialization=True)
+    return folder / "pytorch_lora_weights.safetensors"

@@ -1,0 +1,87 @@
+"""`--from IMAGE`: re-running stored settings gives the same pixels; typed options win."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import pixels, png_text
+
+import builders
+
+
+def meta(path: str) -> dict:
+    return json.loads(png_text(Path(path))["difftool"])
+
+
+def test_rerun_gives_same_pixels(cli, tiny_sd: Path) -> None:
+    r = cli("gen", "a red cat", "-m", tiny_sd, "--steps", "2", "--seed", "77", "--negative", "dog",
+            "--guidance", "5", "--scheduler", "euler", "-W", "48", "-H", "32", "-o", "first.png")
+    assert r.exit_code == 0, r.stderr
+    r = cli("gen", "--from", "first.png", "-o", "again.png")
+    assert r.exit_code == 0, r.stderr
+    assert "re-running the settings of first.png" in r.stderr
+    assert np.array_equal(pixels(Path("again.png")), pixels(Path("first.png")))
+    a, b = meta("first.png"), meta("again.png")
+    for key in ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "width", "height", "model"):
+        assert a[key] == b[key], key
+
+
+def test_typed_options_win(cli, tiny_sd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = cli("gen", "a red cat", "-m", tiny_sd, "--steps", "2", "--seed", "5", "-o", "first.png")
+    assert r.exit_code == 0, r.stderr
+    monkeypatch.setenv("DIFFTOOL_STEPS", "4")  # the stored value beats the environment ...
+    r = cli("gen", "--from", "first.png", "-o", "same.png")
+    assert r.exit_code == 0, r.stderr
+    assert meta("same.png")["steps"] == 2
+    r = cli("gen", "--from", "first.png", "--steps", "3", "-o", "more.png")  # ... a typed flag beats it
+    assert r.exit_code == 0, r.stderr
+    m = meta("more.png")
+    assert (m["steps"], m["seed"], m["prompt"]) == (3, 5, "a red cat")
+    assert not np.array_equal(pixels(Path("more.png")), pixels(Path("first.png")))
+    r = cli("gen", "a blue dog", "--from", "first.png", "--seed", "6", "-o", "dog.png")
+    assert r.exit_code == 0, r.stderr
+    m = meta("dog.png")
+    assert (m["prompt"], m["seed"], m["steps"]) == ("a blue dog", 6, 2)
+
+
+def test_rerun_replays_lora(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    lora = builders.build_lora(tiny_sd, tmp_path / "lora-src")
+    r = cli("gen", "a cat", "-m", tiny_sd, "--steps", "2", "--seed", "9", "--lora", f"{lora}:0.6", "-o", "l.png")
+    assert r.exit_code == 0, r.stderr
+    r = cli("gen", "--from", "l.png", "-o", "l2.png")
+    assert r.exit_code == 0, r.stderr
+    assert meta("l2.png")["lora"] == [{"ref": str(lora), "scale": 0.6}]
+    assert np.array_equal(pixels(Path("l2.png")), pixels(Path("l.png")))
+
+
+def test_from_a1111_png(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    from test_info import a1111_png
+
+    a1111_png(tmp_path / "a.png", "a castle\nNegative prompt: fog\nSteps: 2, Sampler: Euler a, CFG scale: 4, "
+                                  "Seed: 1234, Size: 32x32, Model: some-checkpoint-v3")
+    r = cli("gen", "--from", "a.png", "-m", tiny_sd, "-o", "castle.png")
+    assert r.exit_code == 0, r.stderr
+    assert "some-checkpoint-v3" in r.stderr  # not a model difftool can load: said, and -m used
+    m = meta("castle.png")
+    assert (m["prompt"], m["negative"], m["steps"], m["guidance"], m["seed"]) == ("a castle", "fog", 2, 4.0, 1234)
+    assert (m["scheduler"], m["width"], m["height"], m["model"]) == ("euler-a", 32, 32, str(tiny_sd))
+
+
+def test_from_image_without_settings_is_exit_2(cli, tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    r = cli("gen", "--from", "plain.png")
+    assert r.exit_code == 2
+    assert "holds no generation settings" in r.stderr
+    r = cli("gen", "--from", "nothere.png")
+    assert r.exit_code == 2
+
+
+def test_gen_without_prompt_or_from_is_exit_2(cli, tiny_sd: Path) -> None:
+    r = cli("gen", "-m", tiny_sd)
+    assert r.exit_code == 2
+    assert "No prompts given" in r.stderr
