@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import builders
 import numpy as np
 import pytest
 from conftest import pixels, png_text
-
-import builders
 
 
 def meta(path: str) -> dict:

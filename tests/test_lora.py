@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import builders
 import numpy as np
 import pytest
 from conftest import pixels, place_in_cache, png_text
-
-import builders
 
 BASE = ["--steps", "2", "--seed", "3"]
 
