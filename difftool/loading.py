@@ -22,9 +22,14 @@ TASK_CLASSES = {
     "text2img": "AutoPipelineForText2Image",
     "img2img": "AutoPipelineForImage2Image",
     "inpaint": "AutoPipelineForInpainting",
+    "upscale": "DiffusionPipeline",  # upscalers are not served by AutoPipeline: loaded by their own class
 }
 OFFLOAD_MODES = ("model", "sequential")
-TASK_WORDS = {"text2img": "text-to-image", "img2img": "image-to-image", "inpaint": "inpainting"}
+TASK_WORDS = {"text2img": "text-to-image", "img2img": "image-to-image", "inpaint": "inpainting",
+              "upscale": "upscaler"}
+#: The pipeline classes the `upscale` task accepts (read from the folder's model_index.json).
+UPSCALER_CLASSES = ("StableDiffusionUpscalePipeline", "StableDiffusionLatentUpscalePipeline",
+                    "LDMSuperResolutionPipeline")
 
 
 @dataclass
@@ -129,6 +134,9 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
 
     console.info(f"Loading {ref.label} on {device} ({devices.dtype_name(dtype)})")
     auto = getattr(diffusers, TASK_CLASSES[task])
+    if ref.kind == "file" and task == "upscale":
+        raise ModelUnavailable(f"'{ref.path}' is a single-file checkpoint; upscalers load from a pipeline folder "
+                               "or hub id (x4, x2-latent, ldm-x4).")
     if ref.kind == "file":
         pipe = load_single_file(ref, opts, dtype)
         if task != "text2img":
@@ -144,6 +152,8 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
         }
         if opts.variant:
             kwargs["variant"] = opts.variant
+        if task == "upscale":
+            check_upscaler(ref, folder)
         try:
             pipe = auto.from_pretrained(folder, **kwargs)
         except Exception as exc:
@@ -152,6 +162,16 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
     return Loaded(pipe, ref, device, dtype, opts)
+
+
+def check_upscaler(ref: ModelRef, folder: Path) -> None:
+    """Refuse (exit 3) a folder whose pipeline class is not one of UPSCALER_CLASSES, before loading it."""
+    cls = pipeline_class_name(folder)
+    if cls not in UPSCALER_CLASSES:
+        raise ModelUnavailable(
+            f"Model '{ref.label}' is a {cls or 'folder without a pipeline class'}, not an upscaler; "
+            "use x4, x2-latent, ldm-x4, or a folder/hub id holding one of " + ", ".join(UPSCALER_CLASSES) + "."
+        )
 
 
 def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
@@ -243,10 +263,33 @@ _SINGLE_FILE_MARKERS = (
 )
 
 
-def single_file_class(ref: ModelRef) -> str:
-    """Which pipeline class a single-file checkpoint belongs to: from --config, else from its keys."""
-    if ref.config and Path(ref.config).expanduser().is_dir():
-        name = pipeline_class_name(Path(ref.config).expanduser())
+#: What `from_single_file` reads from a config repo (diffusers' own allow-list): configs and tokenizers, no weights.
+SINGLE_FILE_CONFIG_PATTERNS = ["**/*.json", "*.json", "*.txt", "**/*.txt", "**/*.model"]
+
+
+def single_file_config(ref: ModelRef, opts: LoadOptions) -> Path | None:
+    """The local folder holding --config's pipeline configs: the folder given, or the hub id's cached snapshot.
+
+    A hub id goes through `hub.fetch_files` (cache first, bounded network only when missing), so
+    `from_single_file` always gets a local folder and never goes online by itself.
+    """
+    if not ref.config:
+        return None
+    path = Path(ref.config).expanduser()
+    if path.is_dir():
+        return path
+    from difftool.references import split_revision
+
+    repo, rev = split_revision(ref.config)
+    return hub.fetch_files(repo, rev, SINGLE_FILE_CONFIG_PATTERNS, refresh=opts.refresh)
+
+
+def single_file_class(ref: ModelRef, config: Path | None = None) -> str:
+    """Which pipeline class a single-file checkpoint belongs to: from its config folder, else from its keys."""
+    if config is None and ref.config and Path(ref.config).expanduser().is_dir():
+        config = Path(ref.config).expanduser()
+    if config is not None:
+        name = pipeline_class_name(config)
         if name:
             return name
     assert ref.path is not None
@@ -273,17 +316,17 @@ def load_single_file(ref: ModelRef, opts: LoadOptions, dtype: Any) -> Any:
         )
     import diffusers
 
-    cls_name = single_file_class(ref)
+    config = single_file_config(ref, opts)
+    cls_name = single_file_class(ref, config)
     cls = getattr(diffusers, cls_name, None)
     if cls is None or not hasattr(cls, "from_single_file"):
         raise ModelUnavailable(f"'{ref.path}' is a {cls_name} checkpoint, which cannot be loaded from a single file.")
     kwargs: dict[str, Any] = {"dtype": dtype}
-    if ref.config:
-        cfg = Path(ref.config).expanduser()
-        kwargs["config"] = str(cfg) if cfg.is_dir() else ref.config
+    if config is not None:
+        kwargs["config"] = str(config)
     if not opts.safety_checker:
         kwargs["safety_checker"] = None
-    if hub.offline() or ref.config and Path(ref.config).expanduser().is_dir():
+    if hub.offline() or config is not None:
         kwargs["local_files_only"] = True
     else:
         hub.install_timeouts()
