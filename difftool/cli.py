@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from difftool import __version__, config
-from difftool.commands import common, generate, info, settings
+from difftool.commands import common, generate, info, models, settings
 
 app = typer.Typer(
     name="difftool",
@@ -44,6 +44,9 @@ def root(
 app.command()(generate.gen)
 app.command()(info.info)
 app.command("config")(settings.config_cmd)
+app.command()(models.models)
+app.command()(models.pull)
+app.command()(models.rm)
 
 
 def main() -> None:
