@@ -278,9 +278,11 @@ def single_file_config(ref: ModelRef, opts: LoadOptions) -> Path | None:
     path = Path(ref.config).expanduser()
     if path.is_dir():
         return path
-    from difftool.references import split_revision
+    from difftool.references import _HUB_ID, split_revision
 
     repo, rev = split_revision(ref.config)
+    if not _HUB_ID.match(repo) or ref.config.startswith((".", "/", "~")):
+        raise ModelUnavailable(f"--config '{ref.config}' is neither a folder of pipeline configs nor a hub id 'org/name'.")
     return hub.fetch_files(repo, rev, SINGLE_FILE_CONFIG_PATTERNS, refresh=opts.refresh)
 
 

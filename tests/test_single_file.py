@@ -108,4 +108,10 @@ def test_config_as_cached_hub_id_needs_no_network(cli, tiny_sd: Path, tiny_ckpt:
 def test_config_hub_id_not_cached_offline(cli, tiny_ckpt: Path, offline) -> None:
     r = cli("gen", "a cat", "-m", tiny_ckpt, "--config", "someorg/missing", *STEPS)
     assert r.exit_code == 3
-    assert "someorg/missing" in r.stderr
+    assert "someorg/missing" in r.stderr and "not in the local cache" in r.stderr
+
+
+def test_config_that_is_no_folder_nor_hub_id(cli, tiny_ckpt: Path, tmp_path: Path, offline) -> None:
+    r = cli("gen", "a cat", "-m", tiny_ckpt, "--config", tmp_path / "no-such-folder", *STEPS)
+    assert r.exit_code == 3
+    assert "neither a folder" in r.stderr and "no-such-folder" in r.stderr
