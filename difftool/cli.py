@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from difftool import __version__, config
-from difftool.commands import common, generate, info, models, settings
+from difftool.commands import common, env, generate, info, models, settings
 
 app = typer.Typer(
     name="difftool",
@@ -47,6 +47,7 @@ app.command("config")(settings.config_cmd)
 app.command()(models.models)
 app.command()(models.pull)
 app.command()(models.rm)
+app.command()(env.env)
 
 
 def main() -> None:

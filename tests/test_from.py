@@ -84,3 +84,17 @@ def test_gen_without_prompt_or_from_is_exit_2(cli, tiny_sd: Path) -> None:
     r = cli("gen", "-m", tiny_sd)
     assert r.exit_code == 2
     assert "No prompts given" in r.stderr
+
+
+def test_grid_contact_sheet(cli, tiny_sd: Path) -> None:
+    r = cli("gen", "a cat", "-m", tiny_sd, "--steps", "2", "--seed", "1", "-n", "3", "-o", "{seed}.png", "--grid")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines == ["1.png", "2.png", "3.png", "1-grid.png"]
+    sheet = pixels(Path("1-grid.png"))
+    assert sheet.shape == (128, 128, 3)  # 2 columns x 2 rows of 64 px cells
+    assert np.array_equal(sheet[:64, :64], pixels(Path("1.png")))
+    assert np.array_equal(sheet[64:, :64], pixels(Path("3.png")))
+    assert json.loads(png_text(Path("1-grid.png"))["difftool"])["images"] == lines[:3]
+    r = cli("gen", "a cat", "-m", tiny_sd, "--steps", "2", "--seed", "1", "-o", "single.png", "--grid", "--json")
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 1  # one image: no sheet

@@ -122,3 +122,21 @@ def test_pull_errors(cli, tiny_sd: Path, offline: None) -> None:
     assert r.exit_code == 2 and "nothing to pull" in r.stderr
     r = cli("pull", "no-such-alias")
     assert r.exit_code == 3 and "Unknown model" in r.stderr
+
+
+def test_env_reports_without_tokens(cli, monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_do_not_print_me_123")
+    r = cli("env", "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["packages"]["diffusers"] and data["device"]["auto"] == "cpu"
+    assert data["hf_cache"] == str(isolated_env / "hub") and data["hf_token"] == "set (HF_TOKEN)"
+    human = cli("env")
+    assert "hf_do_not_print_me_123" not in r.stdout + r.stderr + human.stdout + human.stderr
+    assert any(line.startswith("HF cache: ") for line in human.stdout.splitlines())
+
+
+def test_shell_completion_script(cli) -> None:
+    r = cli("--show-completion", "bash")
+    assert r.exit_code == 0
+    assert "_difftool_completion" in r.stdout
