@@ -26,11 +26,17 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def folder_image(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The reference: the same prompt and seed from the diffusers folder."""
+    """The reference: the same prompt and seed from the diffusers folder (isolated like every test)."""
+    import os
+
     from conftest import run_cli
 
     out = tmp_path_factory.mktemp("reference") / "folder.png"
-    r = run_cli("gen", "a cat", "-m", tiny_sd, *STEPS, "-o", out)
+    with pytest.MonkeyPatch.context() as mp:  # session-scoped: set up before the autouse isolated_env
+        for key in [k for k in os.environ if k.startswith("DIFFTOOL_")]:
+            mp.delenv(key)
+        mp.setenv("DIFFTOOL_CONFIG", str(out.parent / "no-config.toml"))
+        r = run_cli("gen", "a cat", "-m", tiny_sd, *STEPS, "-o", out)
     assert r.exit_code == 0, r.stderr
     return pixels(out)
 
