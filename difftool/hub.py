@@ -147,6 +147,25 @@ def translate(exc: BaseException, repo_id: str) -> Exception:
         )
     if _is_not_cached(exc):
         return ModelUnavailable(f"Model '{repo_id}' is not in the local cache and could not be fetched; {how_to_get(repo_id)}.")
+    status = _http_status(exc)
+    if status in (401, 403):
+        return ModelUnavailable(
+            f"The Hub refused access to '{repo_id}' (HTTP {status}): the token is missing, invalid or has no access; "
+            "log in with `hf auth login` or set HF_TOKEN (and accept the model's terms on its Hub page if it is gated)."
+        )
     if "HfHubHTTPError" in names:
         return ModelUnavailable(f"The Hub refused the request for '{repo_id}': {str(exc).splitlines()[0]}")
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status of the first Hub response along the cause chain, if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        status = getattr(getattr(cur, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+        cur = cur.__cause__ or cur.__context__
+    return None

@@ -140,3 +140,21 @@ def test_shell_completion_script(cli) -> None:
     r = cli("--show-completion", "bash")
     assert r.exit_code == 0
     assert "_difftool_completion" in r.stdout
+
+
+@pytest.mark.parametrize(("cls", "status"), [("GatedRepoError", 401), ("HfHubHTTPError", 401),
+                                             ("HfHubHTTPError", 403), ("RepositoryNotFoundError", 401)])
+def test_refused_or_missing_token_is_exit_3_with_login_hint(cls: str, status: int) -> None:
+    import httpx2
+    from huggingface_hub import errors
+
+    from difftool import hub
+    from difftool.errors import ExitCode, explain
+
+    token = "hf_secret_token_value"
+    request = httpx2.Request("GET", "https://huggingface.co/api/models/org/gated", headers={"authorization": f"Bearer {token}"})
+    exc = getattr(errors, cls)("denied", response=httpx2.Response(status, request=request))
+    err = explain(hub.translate(exc, "org/gated"))
+    assert err is not None and err.code == ExitCode.MODEL_UNAVAILABLE
+    assert "hf auth login" in err.message and "HF_TOKEN" in err.message and "org/gated" in err.message
+    assert token not in err.message
