@@ -62,6 +62,8 @@ def stored_value(name: str, settings: dict[str, Any]) -> Any:
     if name == "lora":
         items = settings.get("lora") or []
         return [f"{item['ref']}:{item['scale']:g}" if isinstance(item, dict) else str(item) for item in items] or None
+    if name == "config_ref":
+        return settings.get("config")
     if name == "scheduler":
         value = settings.get("scheduler")
         return value if value in schedulers.SCHEDULERS else None
@@ -73,13 +75,18 @@ def apply(
     path: Path | None,
     values: dict[str, Any],
     special: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """`values` (command parameter -> value as parsed) with every parameter not typed on the command
     line replaced by the image's stored value, when it has one. `special` maps a parameter to its own
-    reader of the stored settings (e.g. the source image of img2img)."""
+    reader of the stored settings (e.g. the source image of img2img); `task` is the command's own task
+    name, to say when the image was made by another command."""
     if path is None:
         return values
     settings = load(path)
+    made_by = settings.get("task")
+    if task and made_by and made_by != task and made_by != "grid":
+        console.warn(f"{path} was made by `difftool {made_by}`; re-running the settings this command takes.")
     out = dict(values)
     for name in values:
         if given(name):

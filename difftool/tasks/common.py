@@ -93,6 +93,7 @@ def base_settings(loaded: Loaded, task: str) -> dict[str, Any]:
         "device": loaded.device,
         "dtype": loaded.dtype_name,
         "safety_checker": getattr(loaded.pipe, "safety_checker", None) is not None,
+        **({"config": loaded.ref.config} if loaded.ref.config else {}),
         **loaded.opts.switches(),
     }
 
