@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from difftool import __version__, config
-from difftool.commands import common, env, generate, info, models, settings
+from difftool.commands import common, edit, env, generate, info, models, settings, upscale
 
 app = typer.Typer(
     name="difftool",
@@ -48,6 +48,9 @@ app.command()(models.models)
 app.command()(models.pull)
 app.command()(models.rm)
 app.command()(env.env)
+app.command()(edit.img2img)
+app.command()(edit.inpaint)
+app.command()(upscale.upscale)
 
 
 def main() -> None:

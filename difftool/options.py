@@ -109,3 +109,10 @@ Lora = Annotated[
 ]
 Grid = Annotated[bool, typer.Option("--grid", help="Also write one contact sheet of all the images.",
                                     rich_help_panel=OUT)]
+
+Strength = Annotated[
+    Optional[float],
+    typer.Option("--strength", min=0.0, max=1.0, help="How much to change the input, 0..1 (img2img default: the "
+                 "model's, e.g. 0.6; inpaint: the pipeline's, 1.0 = repaint the masked area fully).",
+                 rich_help_panel=GEN, show_default=False),
+]

@@ -113,11 +113,17 @@ def write_png(image: Any, path: Path, pnginfo: Any = None, overwrite: bool = Fal
     Without `overwrite` an existing file is never replaced: a fresh name is picked when `fresh`,
     otherwise UsageError. The temporary file is removed whatever happens (Ctrl-C included).
     """
+    return write_with(lambda fh: image.save(fh, format="PNG", pnginfo=pnginfo), path, overwrite, fresh)
+
+
+def write_with(write: Any, path: Path, overwrite: bool = False, fresh: bool = False) -> Path:
+    """`write_png` for any writer: `write(fh)` fills a temporary file, which then takes `path` by the same
+    no-clobber rules (used to stream large images band by band)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG", pnginfo=pnginfo)
+            write(fh)
         if overwrite:
             os.replace(tmp, path)
             return path

@@ -156,3 +156,100 @@ def build_lora(pipeline_folder: Path, folder: Path, seed: int = 0, rank: int = 4
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
     StableDiffusionPipeline.save_lora_weights(str(folder), unet_lora_layers=layers, safe_serialization=True)
     return folder / "pytorch_lora_weights.safetensors"
+
+
+def _tiny_clip_text_encoder(seed: int = 0, **extra: Any) -> Any:
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    return CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05,
+        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000, **extra,
+    ))
+
+
+def build_x4_upscaler(folder: Path, seed: int = 0) -> Path:
+    """A tiny StableDiffusionUpscalePipeline (x4: a 3-block VAE, a UNet on 7 channels with noise-level classes).
+    Only cross-attention at every level, like the real model, so large tiles stay cheap."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableDiffusionUpscalePipeline,
+        UNet2DConditionModel,
+    )
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=32, in_channels=7, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, norm_num_groups=8, attention_head_dim=4, use_linear_projection=True,
+        only_cross_attention=True, num_class_embeds=351,
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 16), in_channels=3, out_channels=3, norm_num_groups=8, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+    )
+    tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
+    pipe = StableDiffusionUpscalePipeline(
+        vae=vae, text_encoder=_tiny_clip_text_encoder(seed), tokenizer=tokenizer, unet=unet,
+        low_res_scheduler=DDPMScheduler(), scheduler=DDIMScheduler(prediction_type="v_prediction"), max_noise_level=350,
+    )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_latent_upscaler(folder: Path, seed: int = 0) -> Path:
+    """A tiny StableDiffusionLatentUpscalePipeline (x2; its K-blocks need channels >= 32)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionLatentUpscalePipeline,
+        UNet2DConditionModel,
+    )
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        act_fn="gelu", attention_head_dim=8, norm_num_groups=None, block_out_channels=(32, 32, 64, 64),
+        time_cond_proj_dim=160, conv_in_kernel=1, conv_out_kernel=1, cross_attention_dim=32,
+        down_block_types=("KDownBlock2D", "KCrossAttnDownBlock2D", "KCrossAttnDownBlock2D", "KCrossAttnDownBlock2D"),
+        in_channels=8, mid_block_type=None, only_cross_attention=False, out_channels=5,
+        resnet_time_scale_shift="scale_shift", time_embedding_type="fourier", timestep_post_act="gelu",
+        up_block_types=("KCrossAttnUpBlock2D", "KCrossAttnUpBlock2D", "KCrossAttnUpBlock2D", "KUpBlock2D"),
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(  # 3 blocks (latents at 1/4): small inputs still leave the 4-level UNet room
+        block_out_channels=(8, 8, 16), in_channels=3, out_channels=3, norm_num_groups=8, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+    )
+    tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
+    pipe = StableDiffusionLatentUpscalePipeline(
+        vae=vae, text_encoder=_tiny_clip_text_encoder(seed, hidden_act="quick_gelu"), tokenizer=tokenizer,
+        unet=unet, scheduler=EulerDiscreteScheduler(prediction_type="sample"),
+    )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_ldm_upscaler(folder: Path, seed: int = 0) -> Path:
+    """A tiny LDMSuperResolutionPipeline (x4: a 3-block VQ-VAE; a UNet on latents + the low-res image)."""
+    import torch
+    from diffusers import DDIMScheduler, LDMSuperResolutionPipeline, UNet2DModel, VQModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=32, in_channels=6, out_channels=3,
+        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8,
+    )
+    torch.manual_seed(seed)
+    vqvae = VQModel(
+        block_out_channels=(8, 8, 16), in_channels=3, out_channels=3, norm_num_groups=8, latent_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+    )
+    LDMSuperResolutionPipeline(vqvae=vqvae, unet=unet, scheduler=DDIMScheduler()).save_pretrained(
+        str(folder), safe_serialization=True)
+    return folder

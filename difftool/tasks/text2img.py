@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +44,12 @@ def with_registry_defaults(ref: ModelRef, req: GenRequest) -> GenRequest:
     spec = ref.spec
     if spec is None:
         return req
-    return GenRequest(
-        prompts=req.prompts,
-        negative=req.negative,
+    return replace(  # keeps the other fields (and the class of a request subclass, e.g. img2img's)
+        req,
         steps=req.steps if req.steps is not None else spec.steps,
         guidance=req.guidance if req.guidance is not None else spec.guidance,
-        seed=req.seed,
         width=req.width if req.width is not None else spec.width,
         height=req.height if req.height is not None else spec.height,
-        num_images=req.num_images,
         scheduler=req.scheduler if req.scheduler is not None else spec.scheduler,
     )
 

@@ -1,0 +1,205 @@
+"""Input images: open and check them, normalise them to 8-bit RGB (or L for masks), size them, hash them.
+
+Every command that reads an image goes through here, so odd inputs are handled once: alpha and
+palette modes, 16-bit and float PNG/TIFF, JPEG/WebP, EXIF-rotated photos. A file whose header claims
+more pixels than `max_pixels()` is refused before anything is decoded (a decompression bomb).
+Errors are UsageError naming the file (exit 2). PIL and numpy are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from difftool.errors import UsageError
+
+#: Default pixel limit: Pillow's own decompression-bomb threshold (about 9459 x 9459 px).
+DEFAULT_MAX_PIXELS = 89_478_485
+MAX_PIXELS_ENV = "DIFFTOOL_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The largest input (width x height) accepted: `$DIFFTOOL_MAX_PIXELS`, else Pillow's bomb threshold."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels.") from None
+    if value < 1:
+        raise UsageError(f"{MAX_PIXELS_ENV} must be positive, not {value}.")
+    return value
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header of an input image says (nothing decoded yet)."""
+
+    path: Path
+    width: int
+    height: int
+    format: str
+    mode: str
+
+    @property
+    def name(self) -> str:
+        """The file's stem, for output names (`{name}`)."""
+        return self.path.stem
+
+
+def _open(path: Path) -> Any:
+    """Image.open with our pixel limit; UsageError naming the file for anything unreadable."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    limit = max_pixels()
+    if not path.exists():
+        raise UsageError(f"Input image '{path}' does not exist.")
+    if path.is_dir():
+        raise UsageError(f"Input image '{path}' is a folder, not an image file.")
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow's own checks (some formats decode sizes lazily) use the same bound
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _bomb(path, None, limit) from None
+    except UnidentifiedImageError:
+        raise UsageError(f"Input '{path}' is not an image (or not a format Pillow can read).") from None
+    except OSError as exc:
+        raise UsageError(f"Input image '{path}' cannot be read: {exc.strerror or exc}.") from None
+    if im.width * im.height > limit:
+        im.close()
+        raise _bomb(path, (im.width, im.height), limit)
+    return im
+
+
+def _bomb(path: Path, size: tuple[int, int] | None, limit: int) -> UsageError:
+    what = f"{size[0]}x{size[1]} pixels" if size else "more pixels than allowed"
+    return UsageError(
+        f"Input image '{path}' is refused: {what} exceeds the limit of {limit} pixels (a decompression bomb?); "
+        f"raise {MAX_PIXELS_ENV} if you trust it."
+    )
+
+
+def probe(path: str | Path) -> ImageInfo:
+    """Check that `path` is a readable image of acceptable size, reading only its header."""
+    p = Path(path).expanduser()
+    im = _open(p)
+    try:
+        width, height = im.width, im.height
+        orientation = _orientation(im)
+        if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: report the size as displayed
+            width, height = height, width
+        return ImageInfo(p, width, height, im.format or "?", im.mode)
+    finally:
+        im.close()
+
+
+def _orientation(im: Any) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block is not worth refusing the image for
+        return 1
+
+
+def load(path: str | Path, mode: str = "RGB", background: tuple[int, int, int] = (255, 255, 255)) -> Any:
+    """The image at `path`, fully decoded, upright (EXIF orientation applied), as 8-bit `mode` ("RGB" or "L").
+
+    Transparent pixels (alpha, palette or `tRNS` transparency) are composited onto `background`;
+    16-bit and float images are scaled down to 8 bits rather than clipped.
+    """
+    from PIL import Image, ImageOps
+
+    p = Path(path).expanduser()
+    im = _open(p)
+    try:
+        try:
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
+            raise UsageError(f"Input image '{p}' is damaged and cannot be decoded: {exc}.") from None
+        im = _to_8bit(im)
+        if im.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in im.info:
+            im = im.convert("RGBA")
+        if im.mode == "RGBA":
+            flat = Image.new("RGB", im.size, background)
+            flat.paste(im, mask=im.getchannel("A"))
+            im = flat
+        return im.convert(mode) if im.mode != mode else im.copy()
+    finally:
+        im.close()
+
+
+def _to_8bit(im: Any) -> Any:
+    """16-bit integer ('I;16*', 'I') and float ('F') images as 8-bit 'L', scaled to their full range."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(im).astype(np.float64)
+    if im.mode == "F":
+        top = 1.0 if arr.size and float(arr.max()) <= 1.0 else 255.0
+    else:
+        top = 65535.0 if arr.size and float(arr.max()) > 255 else 255.0
+    out = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, mode="L")
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 of the file's bytes (hex), recorded in metadata so the source can be identified."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def round_to(value: float, multiple: int) -> int:
+    """`value` rounded to the nearest multiple of `multiple`, at least `multiple`."""
+    return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def fit_size(
+    width: int, height: int, want_w: int | None, want_h: int | None, max_area: int | None, multiple: int = 8,
+) -> tuple[int, int]:
+    """The size to work at for an input of `width` x `height`.
+
+    Both `want_w` and `want_h`: exactly that. One of them: the other follows the input's aspect ratio.
+    Neither: the input's own size, scaled down (never up) to at most `max_area` pixels, aspect kept.
+    Results are multiples of `multiple`.
+    """
+    if want_w and want_h:
+        return want_w, want_h
+    if want_w:
+        return want_w, round_to(want_w * height / width, multiple)
+    if want_h:
+        return round_to(want_h * width / height, multiple), want_h
+    scale = 1.0
+    if max_area and width * height > max_area:
+        scale = math.sqrt(max_area / (width * height))
+    w, h = width * scale, height * scale
+    rw, rh = round_to(w, multiple), round_to(h, multiple)
+    if max_area and rw * rh > max_area:  # rounding up pushed it over: round down instead
+        rw, rh = max(multiple, int(w // multiple) * multiple), max(multiple, int(h // multiple) * multiple)
+    return rw, rh
+
+
+def resize_cover(im: Any, width: int, height: int) -> Any:
+    """`im` at exactly `width` x `height`: scaled to cover the size (aspect kept), then center-cropped."""
+    from PIL import Image
+
+    if im.size == (width, height):
+        return im
+    scale = max(width / im.width, height / im.height)
+    sw, sh = max(width, round(im.width * scale)), max(height, round(im.height * scale))
+    resized = im.resize((sw, sh), Image.Resampling.LANCZOS)
+    left, top = (sw - width) // 2, (sh - height) // 2
+    return resized.crop((left, top, left + width, top + height))
