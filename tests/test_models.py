@@ -118,6 +118,18 @@ def test_pull_errors(cli, tiny_sd: Path, offline: None) -> None:
     assert "HF_HUB_OFFLINE" in r.stderr and SD15 in r.stderr
     r = cli("pull", "kandinsky22")
     assert r.exit_code == 3 and "kandinsky-2-2-decoder" in r.stderr
+
+
+def test_pull_kandinsky_takes_the_prior_too(cli, tiny_sd: Path, isolated_env: Path, offline: None) -> None:
+    decoder, prior = "kandinsky-community/kandinsky-2-2-decoder", "kandinsky-community/kandinsky-2-2-prior"
+    hub_layout(tiny_sd, decoder, isolated_env)  # any pipeline folder stands in: pull only fetches files
+    r = cli("pull", "kandinsky22")
+    assert r.exit_code == 3 and prior in r.stderr  # the decoder was there, the prior is not
+    hub_layout(tiny_sd, prior, isolated_env)
+    for ref in ("kandinsky22", decoder):
+        r = cli("pull", ref, "--json")
+        assert r.exit_code == 0, r.stderr
+        assert [json.loads(x)["repo"] for x in r.stdout.splitlines()] == [decoder, prior]
     r = cli("pull", str(tiny_sd))
     assert r.exit_code == 2 and "nothing to pull" in r.stderr
     r = cli("pull", "no-such-alias")

@@ -117,8 +117,9 @@ def models(json_: options.Json = False) -> None:
     console.info(f"cache: {cache.cache_dir()}")
 
 
-def _hub_targets(text: str) -> tuple[list[str], str | None]:
-    """(hub repos, revision) that a reference stands for; UsageError for local models."""
+def _hub_targets(text: str, prior_of_hub_id: bool = False) -> tuple[list[str], str | None]:
+    """(hub repos, revision) that a reference stands for (an alias: its prior too; a known hub id: its prior
+    too when `prior_of_hub_id`); UsageError for local models."""
     from difftool import references
 
     ref = references.resolve(text)
@@ -126,7 +127,7 @@ def _hub_targets(text: str) -> tuple[list[str], str | None]:
         raise UsageError(f"'{text}' is a local model ({ref.path}): there is nothing to pull or remove from the cache.")
     assert ref.repo_id is not None
     repos = [ref.repo_id]
-    if ref.spec is not None and ref.spec.prior and ref.kind == "alias":
+    if ref.spec is not None and ref.spec.prior and (ref.kind == "alias" or prior_of_hub_id):
         repos.append(ref.spec.prior)
     return repos, ref.revision
 
@@ -147,7 +148,7 @@ def pull(
     from difftool import cache
 
     console.set_quiet(quiet)
-    targets = [(text, *_hub_targets(text)) for text in refs]  # validate every reference first
+    targets = [(text, *_hub_targets(text, prior_of_hub_id=True)) for text in refs]  # validate every reference first
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     disable_progress_bars() if quiet else enable_progress_bars()
