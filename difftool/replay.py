@@ -96,3 +96,35 @@ def apply(
         if stored is not None:
             out[name] = stored
     return out
+
+
+def fill(
+    path: Path | None, task: str, special: dict[str, Callable[[dict[str, Any]], Any]] | None = None, **values: Any,
+) -> list[Any]:
+    """`apply` for one-line use in a command: the values back in the order given.
+
+    `image, prompt, steps = replay.fill(from_, "img2img", image=image, prompt=prompt, steps=steps)`
+    """
+    return list(apply(path, values, special, task).values())
+
+
+def stored_file(key: str, listed: bool = False) -> Callable[[dict[str, Any]], Any]:
+    """A `special` reader for an input file recorded by path (img2img's `source`, inpaint's `mask`): the
+    path if the file is still there (a warning when its SHA-256 changed), else a UsageError."""
+
+    def read(settings: dict[str, Any]) -> Any:
+        value = settings.get(key)
+        if not value:
+            return None
+        path = Path(value)
+        if not path.is_file():
+            raise UsageError(f"--from: the {key} image {path} recorded in the image no longer exists; pass it again.")
+        digest = settings.get(f"{key}_sha256")
+        if digest:
+            import hashlib
+
+            if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                console.warn(f"{path} changed since the image was made: the result will differ.")
+        return [str(path)] if listed else str(path)
+
+    return read

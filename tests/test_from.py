@@ -98,3 +98,78 @@ def test_grid_contact_sheet(cli, tiny_sd: Path) -> None:
     assert json.loads(png_text(Path("1-grid.png"))["difftool"])["images"] == lines[:3]
     r = cli("gen", "a cat", "-m", tiny_sd, "--steps", "2", "--seed", "1", "-o", "single.png", "--grid", "--json")
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 1  # one image: no sheet
+
+
+def noise_png(path: Path, width: int = 64, height: int = 64, seed: int = 0) -> Path:
+    from PIL import Image
+
+    rng = np.random.RandomState(seed)
+    Image.fromarray((rng.rand(height, width, 3) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_img2img_rerun_same_pixels_and_source(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    src = noise_png(tmp_path / "photo.png")
+    r = cli("img2img", src, "a cat", "-m", tiny_sd, "--steps", "4", "--seed", "7", "--strength", "0.5", "-o", "e.png")
+    assert r.exit_code == 0, r.stderr
+    r = cli("img2img", "--from", "e.png", "-o", "e2.png")
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(pixels(Path("e2.png")), pixels(Path("e.png")))
+    m = meta("e2.png")
+    assert (m["source"], m["strength"], m["prompt"], m["seed"]) == (str(src.resolve()), 0.5, "a cat", 7)
+    other = noise_png(tmp_path / "other.png", seed=1)  # a typed IMAGE replaces the stored one
+    r = cli("img2img", other, "--from", "e.png", "--strength", "0.75", "-o", "e3.png")
+    assert r.exit_code == 0, r.stderr
+    m = meta("e3.png")
+    assert (m["source"], m["strength"], m["prompt"]) == (str(other.resolve()), 0.75, "a cat")
+    src.write_bytes(other.read_bytes())  # the source changed since: said
+    r = cli("img2img", "--from", "e.png", "-o", "e4.png")
+    assert r.exit_code == 0 and "changed since" in r.stderr
+    src.unlink()
+    r = cli("img2img", "--from", "e.png", "-o", "e5.png")
+    assert r.exit_code == 2 and "no longer exists" in r.stderr
+
+
+def test_img2img_needs_image_and_prompt_without_from(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    r = cli("img2img", noise_png(tmp_path / "p.png"), "-m", tiny_sd)
+    assert r.exit_code == 2 and "needs IMAGE and PROMPT" in r.stderr
+
+
+def test_inpaint_rerun_same_pixels(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    src = noise_png(tmp_path / "photo.png")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    mask.save(tmp_path / "mask.png")
+    r = cli("inpaint", src, tmp_path / "mask.png", "a hat", "-m", tiny_sd, "--steps", "2", "--seed", "3", "-o", "i.png")
+    assert r.exit_code == 0, r.stderr
+    r = cli("inpaint", "--from", "i.png", "-o", "i2.png")
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(pixels(Path("i2.png")), pixels(Path("i.png")))
+    assert meta("i2.png")["mask"] == str((tmp_path / "mask.png").resolve())
+
+
+def test_upscale_rerun_same_pixels(cli, tmp_path: Path) -> None:
+    ldm = builders.build_ldm_upscaler(tmp_path / "tiny-ldm")
+    src = noise_png(tmp_path / "small.png", 16, 16)
+    r = cli("upscale", src, "-m", ldm, "--steps", "2", "--seed", "4", "-o", "up.png")
+    assert r.exit_code == 0, r.stderr
+    r = cli("upscale", "--from", "up.png", "-o", "up2.png")
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(pixels(Path("up2.png")), pixels(Path("up.png")))
+    assert meta("up2.png")["model"] == str(ldm)
+
+
+def test_img2img_lora_and_grid(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    lora = builders.build_lora(tiny_sd, tmp_path / "lora-src")
+    src = noise_png(tmp_path / "photo.png")
+    base = ["img2img", src, "a cat", "-m", tiny_sd, "--steps", "2", "--seed", "5", "--strength", "0.5"]
+    r = cli(*base, "-n", "2", "-o", "{seed}.png", "--grid")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split() == ["5.png", "6.png", "5-grid.png"]
+    assert pixels(Path("5-grid.png")).shape == (64, 128, 3)
+    r = cli(*base, "--lora", str(lora), "-o", "l.png")
+    assert r.exit_code == 0, r.stderr
+    assert meta("l.png")["lora"] == [{"ref": str(lora), "scale": 1.0}]
+    assert not np.array_equal(pixels(Path("l.png")), pixels(Path("5.png")))

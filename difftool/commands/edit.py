@@ -7,17 +7,19 @@ input is reported naming the file; the other inputs still complete and the comma
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
-from difftool import config, console, options, schedulers
+from difftool import config, console, options, replay, schedulers
 from difftool.commands.common import check_size, guarded, load_options, read_lines, resolve_model
 from difftool.errors import UsageError
 
-ImageArg = Annotated[str, typer.Argument(help="Input image; `-` reads image paths from stdin, one per line.",
-                                         show_default=False)]
-PromptArg = Annotated[str, typer.Argument(help="What the result should show.", show_default=False)]
+ImageArg = Annotated[Optional[str], typer.Argument(
+    help="Input image; `-` reads image paths from stdin, one per line (optional with --from).", show_default=False,
+    metavar="IMAGE")]
+PromptArg = Annotated[Optional[str], typer.Argument(help="What the result should show (optional with --from).",
+                                                    show_default=False, metavar="PROMPT")]
 EDIT_OUTPUT_HELP = "Default: ./{name}-{prompt}-{seed}.png ({name}: the input's file name)."
 
 
@@ -29,6 +31,13 @@ def _plan(output: str | None, overwrite: bool, total: int) -> Any:
                       fields=(*TEMPLATE_FIELDS, "name"))
     plan.validate(total)
     return plan
+
+
+def _grid(grid: bool, outcome: Any, overwrite: bool, as_json: bool) -> None:
+    if grid:
+        from difftool.tasks.common import write_grid
+
+        write_grid(outcome.written, overwrite=overwrite, as_json=as_json)
 
 
 def _finish(outcome: Any, inputs: int) -> None:
@@ -58,8 +67,8 @@ def _request(prompt: str, negative: str | None, steps: int | None, guidance: flo
 
 @guarded
 def img2img(
-    image: ImageArg,
-    prompt: PromptArg,
+    image: ImageArg = None,
+    prompt: PromptArg = None,
     strength: options.Strength = None,
     model: options.Model = None,
     negative: options.Negative = None,
@@ -85,6 +94,9 @@ def img2img(
     allow_pickle: options.AllowPickle = False,
     no_safety_checker: options.NoSafetyChecker = False,
     refresh: options.Refresh = False,
+    lora: options.Lora = None,
+    from_: options.From = None,
+    grid: options.Grid = False,
 ) -> None:
     """Repaint images following a prompt (one PNG path per line on stdout).
 
@@ -93,24 +105,35 @@ def img2img(
     to ./{name}-{prompt}-{seed}.png; the PNG records the source's path and SHA-256.
     """
     console.set_quiet(quiet)
+    (image, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
+     vae_tiling, vae_slicing, config_ref) = replay.fill(
+        from_, "img2img", {"image": replay.stored_file("source")}, image=image, prompt=prompt, strength=strength,
+        model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
+        scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
+        config_ref=config_ref)
+    if image is None or prompt is None:
+        raise UsageError("img2img needs IMAGE and PROMPT (or --from IMAGE to re-run an image's settings).")
     ref = resolve_model(model, config_ref)
     req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
-                        compile_, tiny_vae)
+                        compile_, tiny_vae, lora)
     req.images = read_lines([image], "image paths")
     plan = _plan(output, overwrite, len(req.images) * num_images)
 
     from difftool.tasks import img2img as task
 
-    _finish(task.run(ref, req, opts, plan, as_json=json_), len(req.images))
+    outcome = task.run(ref, req, opts, plan, as_json=json_)
+    _grid(grid, outcome, overwrite, json_)
+    _finish(outcome, len(req.images))
 
 
 @guarded
 def inpaint(
-    image: ImageArg,
-    mask: Annotated[str, typer.Argument(help="Mask image: white = repaint, black = keep; `-` reads mask paths "
-                                        "from stdin (then IMAGE must be a file).", show_default=False)],
-    prompt: PromptArg,
+    image: ImageArg = None,
+    mask: Annotated[Optional[str], typer.Argument(help="Mask image: white = repaint, black = keep; `-` reads mask "
+                                                  "paths from stdin (then IMAGE must be a file).",
+                                                  show_default=False, metavar="MASK")] = None,
+    prompt: PromptArg = None,
     strength: options.Strength = None,
     model: options.Model = None,
     negative: options.Negative = None,
@@ -136,6 +159,9 @@ def inpaint(
     allow_pickle: options.AllowPickle = False,
     no_safety_checker: options.NoSafetyChecker = False,
     refresh: options.Refresh = False,
+    lora: options.Lora = None,
+    from_: options.From = None,
+    grid: options.Grid = False,
 ) -> None:
     """Repaint the white part of a mask following a prompt (one PNG path per line on stdout).
 
@@ -143,12 +169,20 @@ def inpaint(
     refused. Transparent mask pixels count as black. Sizes and output names as for img2img.
     """
     console.set_quiet(quiet)
+    (image, mask, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
+     vae_tiling, vae_slicing, config_ref) = replay.fill(
+        from_, "inpaint", {"image": replay.stored_file("source"), "mask": replay.stored_file("mask")}, image=image,
+        mask=mask, prompt=prompt, strength=strength, model=model, negative=negative, steps=steps, guidance=guidance,
+        seed=seed, width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae,
+        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref)
+    if image is None or mask is None or prompt is None:
+        raise UsageError("inpaint needs IMAGE, MASK and PROMPT (or --from IMAGE to re-run an image's settings).")
     if image == "-" and mask == "-":
         raise UsageError("Only one of IMAGE and MASK can be `-` (read from stdin).")
     ref = resolve_model(model, config_ref)
     req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
-                        compile_, tiny_vae)
+                        compile_, tiny_vae, lora)
     req.images = read_lines([image], "image paths")
     req.masks = read_lines([mask], "mask paths")
     pairs = len(req.images) * len(req.masks)
@@ -156,4 +190,6 @@ def inpaint(
 
     from difftool.tasks import inpaint as task
 
-    _finish(task.run(ref, req, opts, plan, as_json=json_), pairs)
+    outcome = task.run(ref, req, opts, plan, as_json=json_)
+    _grid(grid, outcome, overwrite, json_)
+    _finish(outcome, pairs)

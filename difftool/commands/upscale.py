@@ -19,8 +19,9 @@ DEFAULT_UPSCALER = "x4"
 
 @guarded
 def upscale(
-    images: Annotated[list[str], typer.Argument(help="Input images; `-` reads image paths from stdin, one per line.",
-                                                show_default=False)],
+    images: Annotated[Optional[list[str]], typer.Argument(
+        help="Input images; `-` reads image paths from stdin, one per line (optional with --from).",
+        show_default=False, metavar="IMAGES")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="x4 (default), x2-latent, ldm-x4, or a hub id / folder holding one of those pipelines.",
         rich_help_panel=options.MODEL, show_default=False)] = None,
@@ -53,9 +54,18 @@ def upscale(
     allow_pickle: options.AllowPickle = False,
     no_safety_checker: options.NoSafetyChecker = False,
     refresh: options.Refresh = False,
+    from_: options.From = None,
 ) -> None:
     """Upscale images (one PNG path per line on stdout); large ones in tiles, with bounded memory."""
     console.set_quiet(quiet)
+    from difftool import replay
+
+    images, model, prompt, negative, steps, guidance, noise_level, seed, tile, vae_tiling = replay.fill(
+        from_, "upscale", {"images": replay.stored_file("source", listed=True),
+                           "model": lambda s: s.get("model") if s.get("task") == "upscale" else None},  # not gen's
+        images=images, model=model,
+        prompt=prompt, negative=negative, steps=steps, guidance=guidance, noise_level=noise_level, seed=seed,
+        tile=tile, vae_tiling=vae_tiling)
     from difftool.outputs import OutputPlan
 
     # not the `model` setting ($DIFFTOOL_MODEL, config file): that names a text-to-image model
@@ -64,7 +74,7 @@ def upscale(
         raise ModelUnavailable(f"'{ref.text}' is a {ref.spec.description} model, not an upscaler; use -m x4, x2-latent or "
                          "ldm-x4 (or a hub id / folder of an upscaler pipeline).")
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, False, compile_)
-    paths = read_lines(images, "image paths")
+    paths = read_lines(images or [], "image paths")
 
     from difftool.tasks import upscale as task
 
