@@ -82,9 +82,10 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "prior-guidance": (float, int),
     "noise-level": (int,),
     "tile": (int,),
+    "upscaler": (str,),
 }
 #: Keys that make no sense per model.
-GLOBAL_ONLY = {"model"}
+GLOBAL_ONLY = {"model", "upscaler"}
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true or false"}
 _active: dict[str, Any] = {"model": None}
 _cache: dict[str, Any] = {}

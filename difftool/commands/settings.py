@@ -10,7 +10,7 @@ from difftool import config, console, options, registry
 from difftool.commands.common import guarded
 
 #: Built-in defaults of settings that are not per-model (what a command uses when nothing sets them).
-BUILTIN = {"model": registry.DEFAULT_MODEL, "device": "auto", "dtype": "auto",
+BUILTIN = {"model": registry.DEFAULT_MODEL, "upscaler": "x4", "device": "auto", "dtype": "auto",
            "output": "./{prompt}-{seed}.png"}
 #: Config key -> ModelSpec attribute (or key of ModelSpec.extra) for registry defaults.
 SPEC_FIELDS = {"steps": "steps", "guidance": "guidance", "width": "width", "height": "height",
