@@ -149,9 +149,10 @@ def pull(
 
     console.set_quiet(quiet)
     targets = [(text, *_hub_targets(text, prior_of_hub_id=True)) for text in refs]  # validate every reference first
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    if quiet:  # otherwise huggingface_hub's own download bars (HF_HUB_DISABLE_PROGRESS_BARS=1 turns them off)
+        from huggingface_hub.utils import disable_progress_bars
 
-    disable_progress_bars() if quiet else enable_progress_bars()
+        disable_progress_bars()
     warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
     for text, repos, revision in targets:
