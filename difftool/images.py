@@ -63,7 +63,7 @@ def _open(path: Path) -> Any:
         raise UsageError(f"Input image '{path}' does not exist.")
     if path.is_dir():
         raise UsageError(f"Input image '{path}' is a folder, not an image file.")
-    Image.MAX_IMAGE_PIXELS = limit  # Pillow's own checks (some formats decode sizes lazily) use the same bound
+    Image.MAX_IMAGE_PIXELS = None  # our own check below, from the header, names the size
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -74,6 +74,8 @@ def _open(path: Path) -> Any:
         raise UsageError(f"Input '{path}' is not an image (or not a format Pillow can read).") from None
     except OSError as exc:
         raise UsageError(f"Input image '{path}' cannot be read: {exc.strerror or exc}.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit  # Pillow's checks on anything it opens later use the same bound
     if im.width * im.height > limit:
         im.close()
         raise _bomb(path, (im.width, im.height), limit)
@@ -81,9 +83,9 @@ def _open(path: Path) -> Any:
 
 
 def _bomb(path: Path, size: tuple[int, int] | None, limit: int) -> UsageError:
-    what = f"{size[0]}x{size[1]} pixels" if size else "more pixels than allowed"
+    what = f"{size[0]}x{size[1]} pixels exceed" if size else "its size exceeds"
     return UsageError(
-        f"Input image '{path}' is refused: {what} exceeds the limit of {limit} pixels (a decompression bomb?); "
+        f"Input image '{path}' is refused: {what} the limit of {limit} pixels (a decompression bomb?); "
         f"raise {MAX_PIXELS_ENV} if you trust it."
     )
 

@@ -85,3 +85,9 @@ def pixels(path: Path):
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def tiny_x4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight StableDiffusionUpscalePipeline folder (x4)."""
+    return builders.build_x4_upscaler(tmp_path_factory.mktemp("models") / "tiny-x4")

@@ -8,6 +8,7 @@ Inpainting (`tasks/inpaint.py`) is the same flow with a mask per job.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,7 +101,7 @@ def size_multiple(pipe: Any) -> int:
 def prepare(ref: ModelRef, req: EditRequest, opts: LoadOptions, task: str, strength_default: float | None,
             ) -> tuple[Loaded, EditRequest, dict[str, Any], dict[str, Any]]:
     """Load the pipeline and work out the kwargs and recorded settings shared by every image."""
-    user_w, user_h = req.width, req.height
+    user_w, user_h, user_steps = req.width, req.height, req.steps
     req = replace(with_registry_defaults(ref, req), width=user_w, height=user_h)
     loaded = load_pipeline(ref, task, opts)
     if req.scheduler:
@@ -113,6 +114,13 @@ def prepare(ref: ModelRef, req: EditRequest, opts: LoadOptions, task: str, stren
     defaults = call_defaults(loaded.pipe)
     steps = kwargs.get("num_inference_steps", defaults.get("num_inference_steps"))
     used = strength if strength is not None else defaults.get("strength")
+    if isinstance(steps, int) and isinstance(used, (int, float)) and int(steps * used) < 1:
+        if user_steps is None and used > 0:  # a few-step model's default (sd-turbo: 1 step): take enough steps
+            steps = math.ceil(1 / used)
+            while int(steps * used) < 1:  # float rounding (1/3 * 3 = 0.999...)
+                steps += 1
+            kwargs["num_inference_steps"] = req.steps = steps
+            console.info(f"{steps} steps, so that strength {used:g} leaves at least one denoising step")
     if isinstance(steps, int) and isinstance(used, (int, float)) and int(steps * used) < 1:
         raise UsageError(f"--strength {used:g} with {steps} steps leaves no denoising step; "
                          f"raise --strength or --steps (at least {steps} x strength >= 1).")
