@@ -126,6 +126,10 @@ def read(path: Any) -> tuple[str | None, dict[str, Any], str | None]:
     try:
         with Image.open(path) as im:
             chunks = {k: v for k, v in (getattr(im, "text", None) or im.info).items() if isinstance(v, str)}
+            if "parameters" not in chunks:  # A1111 JPEG/WebP: EXIF UserComment
+                comment = _exif_comment(im)
+                if comment:
+                    chunks["parameters"] = comment
     except FileNotFoundError:
         raise UsageError(f"'{path}' does not exist.") from None
     except IsADirectoryError:
@@ -144,3 +148,24 @@ def read(path: Any) -> tuple[str | None, dict[str, Any], str | None]:
     if raw:
         return "a1111", parse_infotext(raw), raw
     return None, {}, None
+
+
+def _exif_comment(im: Any) -> str | None:
+    """The EXIF UserComment (where A1111 stores `parameters` in JPEG and WebP files), decoded."""
+    try:
+        raw = im.getexif().get_ifd(0x8769).get(0x9286)
+    except Exception:  # no or broken EXIF: no settings
+        return None
+    if isinstance(raw, str):
+        return raw.strip("\0").strip() or None
+    if not isinstance(raw, bytes) or len(raw) < 8:
+        return None
+    head, body = raw[:8], raw[8:]
+    if head == b"UNICODE\0":
+        # piexif writes UTF-16 big-endian; a little-endian body has its zero bytes second
+        be = len(body) > 1 and body[0] == 0
+        text = body.decode("utf-16-be" if be or not body[1:2] == b"\0" else "utf-16-le", errors="replace")
+    else:
+        text = body.decode("utf-8", errors="replace")
+    return text.strip("\0").strip() or None
+

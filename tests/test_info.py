@@ -101,3 +101,18 @@ def test_info_imports_nothing_heavy(made: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_info_on_a1111_jpeg_and_webp_exif(cli, tmp_path: Path, fmt: str) -> None:
+    from PIL import Image
+
+    exif = Image.Exif()  # how A1111 (piexif) stores it: EXIF UserComment, "UNICODE\0" + UTF-16 big-endian
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + A1111.encode("utf-16-be")
+    path = tmp_path / f"a1111.{fmt.lower()}"
+    Image.new("RGB", (16, 16), "blue").save(path, format=fmt, exif=exif)
+    r = cli("info", "--json", path)
+    assert r.exit_code == 0, r.stderr
+    record = json.loads(r.stdout)
+    assert record["source"] == "a1111"
+    assert record["settings"]["seed"] == 987654321 and record["settings"]["negative"] == "blurry, lowres"
