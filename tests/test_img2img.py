@@ -13,6 +13,17 @@ from conftest import pixels, place_in_cache, png_text
 from PIL import Image
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a shared, loaded CPU, torch's thread pool makes these tiny models ~50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def noise_image(path: Path, width: int = 64, height: int = 48, seed: int = 0, mode: str = "RGB", **save) -> Path:
     rng = np.random.RandomState(seed)
     im = Image.fromarray((rng.rand(height, width, 3) * 255).astype(np.uint8))
