@@ -192,6 +192,7 @@ def build_x4_upscaler(folder: Path, seed: int = 0) -> Path:
     vae = AutoencoderKL(
         block_out_channels=(8, 8, 16), in_channels=3, out_channels=3, norm_num_groups=8, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        scaling_factor=0.08333,  # the real x4 upscaler's value
     )
     tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
     pipe = StableDiffusionUpscalePipeline(
@@ -253,3 +254,91 @@ def build_ldm_upscaler(folder: Path, seed: int = 0) -> Path:
     LDMSuperResolutionPipeline(vqvae=vqvae, unet=unet, scheduler=DDIMScheduler()).save_pretrained(
         str(folder), safe_serialization=True)
     return folder
+
+
+def kandinsky22_prior_components(folder: Path, seed: int = 0) -> dict[str, Any]:
+    """Tiny Kandinsky 2.2 prior components (KandinskyV22PriorPipeline's): a 1-layer PriorTransformer of width 32
+    (clip_std set to ones: a fresh one has zeros, which makes every embedding 0; num_embeddings = 77 = the text
+    length), a tiny CLIP text and vision encoder with projections, and a CLIPImageProcessor built locally."""
+    import torch
+    from diffusers import PriorTransformer, UnCLIPScheduler
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    torch.manual_seed(seed)
+    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=16, embedding_dim=32, num_layers=1,
+                             num_embeddings=77)
+    prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModelWithProjection(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=2, hidden_size=32, projection_dim=32, intermediate_size=37, layer_norm_eps=1e-05,
+        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
+    ))
+    torch.manual_seed(seed)
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, image_size=32, projection_dim=32, intermediate_size=37, num_attention_heads=4,
+        num_channels=3, num_hidden_layers=2, patch_size=8,
+    ))
+    image_processor = CLIPImageProcessor(
+        crop_size=32, size=32, do_center_crop=True, do_normalize=True, do_resize=True, resample=3,
+        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+    )
+    scheduler = UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
+                                clip_sample=True, clip_sample_range=10.0)
+    tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
+    return {"prior": prior, "image_encoder": image_encoder, "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "scheduler": scheduler, "image_processor": image_processor}
+
+
+def kandinsky22_decoder_components(seed: int = 0) -> dict[str, Any]:
+    """Tiny Kandinsky 2.2 decoder components: an image-conditioned UNet (32/64 channels) and a 2-block MoVQ
+    (`norm_type="spatial"`: channels must be multiples of 32; latents at 1/2, so 64 px images are quick)."""
+    import torch
+    from diffusers import DDPMScheduler, UNet2DConditionModel, VQModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        in_channels=4, out_channels=8, addition_embed_type="image", encoder_hid_dim=32,
+        encoder_hid_dim_type="image_proj", cross_attention_dim=32, attention_head_dim=4,
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(32, 64), layers_per_block=1,
+        resnet_time_scale_shift="scale_shift", class_embed_type=None, norm_num_groups=8,
+    )
+    torch.manual_seed(seed)
+    movq = VQModel(
+        block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D", "AttnDownEncoderBlock2D"),
+        in_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
+        num_vq_embeddings=12, out_channels=3, up_block_types=("AttnUpDecoderBlock2D", "UpDecoderBlock2D"),
+        vq_embed_dim=4,
+    )
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012,
+                              clip_sample=False, prediction_type="epsilon", thresholding=False)
+    return {"unet": unet, "scheduler": scheduler, "movq": movq}
+
+
+def build_kandinsky22(folder: Path, seed: int = 0) -> Path:
+    """A tiny KandinskyV22CombinedPipeline (prior + decoder) saved as one self-contained folder."""
+    from diffusers import KandinskyV22CombinedPipeline
+
+    prior = kandinsky22_prior_components(folder, seed)
+    pipe = KandinskyV22CombinedPipeline(**kandinsky22_decoder_components(seed),
+                                        **{f"prior_{k}": v for k, v in prior.items()})
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_kandinsky22_split(decoder: Path, prior: Path, seed: int = 0) -> tuple[Path, Path]:
+    """The same tiny Kandinsky 2.2 as two folders, as on the Hub: a KandinskyV22Pipeline decoder (no README link
+    to its prior) and a KandinskyV22PriorPipeline."""
+    from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
+
+    KandinskyV22PriorPipeline(**kandinsky22_prior_components(prior, seed)).save_pretrained(
+        str(prior), safe_serialization=True)
+    KandinskyV22Pipeline(**kandinsky22_decoder_components(seed)).save_pretrained(str(decoder), safe_serialization=True)
+    return decoder, prior
