@@ -47,15 +47,11 @@ def gen(
     from difftool.outputs import OutputPlan
 
     console.set_quiet(quiet)
-    if from_ is not None:
-        v = replay.apply(from_, dict(
-            prompts=prompts, model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width,
-            height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling,
-            vae_slicing=vae_slicing, config_ref=config_ref), task="gen")
-        prompts, model, negative, steps, guidance, seed = (v[k] for k in ("prompts", "model", "negative", "steps",
-                                                                          "guidance", "seed"))
-        width, height, scheduler, lora, tiny_vae = (v[k] for k in ("width", "height", "scheduler", "lora", "tiny_vae"))
-        vae_tiling, vae_slicing, config_ref = v["vae_tiling"], v["vae_slicing"], v["config_ref"]
+    (prompts, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae, vae_tiling,
+     vae_slicing, config_ref) = replay.fill(
+        from_, "gen", prompts=prompts, model=model, negative=negative, steps=steps, guidance=guidance, seed=seed,
+        width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling,
+        vae_slicing=vae_slicing, config_ref=config_ref)
     ref = resolve_model(model, config_ref)  # first, so the config file's [models.X] table applies below
     negative = config.lookup("negative", negative)
     steps = config.lookup("steps", steps, None, int)
