@@ -51,6 +51,8 @@ class LoadOptions:
     """Hub id or folder of an AutoencoderTiny used for decoding."""
     lora: tuple = ()
     """`difftool.lora.Lora` adapters to load (`--lora`)."""
+    prior: str | None = None
+    """`--prior`: the unCLIP prior (Kandinsky) to load with a decoder, overriding its own link."""
 
     def switches(self) -> dict[str, object]:
         """The speed/memory switches in effect, recorded in every image's metadata."""
@@ -70,6 +72,8 @@ class Loaded:
     device: str
     dtype: Any
     opts: LoadOptions
+    prior: str | None = None
+    """unCLIP (Kandinsky): the prior that was loaded (its label), recorded in metadata."""
 
     @property
     def dtype_name(self) -> str:
@@ -138,6 +142,8 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
         raise ModelUnavailable(f"'{ref.path}' is a single-file checkpoint; upscalers load from a pipeline folder "
                                "or hub id (x4, x2-latent, ldm-x4).")
     if ref.kind == "file":
+        if opts.prior:
+            raise UsageError(f"--prior applies to unCLIP models (Kandinsky 2.1/2.2), not to checkpoint '{ref.path}'.")
         pipe = load_single_file(ref, opts, dtype)
         if task != "text2img":
             pipe = _switch_task(auto, pipe, ref, task)
@@ -154,14 +160,142 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
             kwargs["variant"] = opts.variant
         if task == "upscale":
             check_upscaler(ref, folder)
+        unclip = unclip_prior(ref, folder, opts, dtype)
         try:
-            pipe = auto.from_pretrained(folder, **kwargs)
+            if unclip is not None and unclip.decoder_only:  # decoder + separate prior -> the combined pipeline
+                decoder = diffusers.DiffusionPipeline.from_pretrained(folder, **kwargs)
+                pipe = auto.from_pipe(decoder, **unclip.kwargs)
+            else:
+                pipe = auto.from_pretrained(folder, **kwargs, **(unclip.kwargs if unclip else {}))
         except Exception as exc:
             raise _load_error(exc, ref, task, folder) from exc
     place(pipe, device, dtype, opts)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
-    return Loaded(pipe, ref, device, dtype, opts)
+    if opts.prior and not is_unclip(pipe):
+        raise UsageError(f"--prior applies to unCLIP models (Kandinsky 2.1/2.2); '{ref.label}' is a "
+                         f"{type(pipe).__name__}.")
+    return Loaded(pipe, ref, device, dtype, opts, prior=unclip.label if unclip else None)
+
+
+# ---- unCLIP (Kandinsky 2.1/2.2): a decoder and its prior ------------------------------------------------
+
+#: Prior pipeline class -> the decoder family it serves ("Kandinsky" 2.1, "KandinskyV22" 2.2).
+UNCLIP_PRIORS = {"KandinskyPriorPipeline": "Kandinsky", "KandinskyV22PriorPipeline": "KandinskyV22"}
+
+
+def unclip_family(class_name: str | None) -> str | None:
+    """"Kandinsky"/"KandinskyV22" for a Kandinsky 2.1/2.2 pipeline class (decoder, prior or combined), else None."""
+    if not class_name or not class_name.startswith("Kandinsky") or class_name.startswith("Kandinsky3"):
+        return None
+    return "KandinskyV22" if class_name.startswith("KandinskyV22") else "Kandinsky"
+
+
+def is_unclip(pipe: Any) -> bool:
+    """A combined prior + decoder pipeline (what difftool loads for Kandinsky 2.1/2.2)."""
+    return getattr(pipe, "prior_pipe", None) is not None and getattr(pipe, "decoder_pipe", None) is not None
+
+
+@dataclass
+class UnclipPrior:
+    """The prior to load with a Kandinsky model: `prior_<name>` kwargs for the combined pipeline (empty when the
+    folder is already a combined one), whether the folder holds only the decoder, and the label to record."""
+
+    kwargs: dict[str, Any]
+    decoder_only: bool
+    label: str
+
+
+def readme_prior(folder: Path) -> str | None:
+    """The prior a Hub decoder repo names in its README's YAML front matter (`prior: - org/name`), if any."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return None
+    try:
+        from huggingface_hub import ModelCard
+
+        value = ModelCard.load(readme).data.to_dict().get("prior")
+    except Exception:  # an unreadable card is no link
+        return None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return str(value).strip() or None if value else None
+
+
+def _prior_ref(text: str, folder: Path, origin: str) -> ModelRef:
+    """`--prior`/registry/README text -> a ModelRef: an alias (its prior), a folder, or a hub id.
+
+    A relative path from a README is tried against the decoder folder first, then the current directory
+    (where diffusers itself would look)."""
+    from difftool import references
+
+    if origin == "README.md" and not Path(text).is_absolute() and (folder / text).is_dir():
+        text = str(folder / text)
+    try:
+        ref = references.resolve(text)
+    except ModelUnavailable as exc:
+        if origin == "--prior":
+            raise
+        raise ModelUnavailable(f"The prior that {origin} names ('{text}') is not usable ({exc.message.rstrip('.')}); "
+                               "pass --prior with the prior's folder or hub id.") from exc
+    if ref.kind == "alias" and ref.spec is not None and ref.spec.prior:  # `--prior kandinsky22`: that model's prior
+        ref = references.resolve(ref.spec.prior)
+    if ref.kind == "file":
+        raise UsageError(f"--prior must be a prior pipeline folder or hub id, not the file '{ref.path}'.")
+    return ref
+
+
+def unclip_prior(ref: ModelRef, folder: Path, opts: LoadOptions, dtype: Any) -> UnclipPrior | None:
+    """For a Kandinsky 2.1/2.2 folder: find and load its prior (None for other models).
+
+    Where the prior comes from, first match wins: `--prior`; the registry (aliases and known hub ids); the
+    decoder's README link (as on the Hub). A combined folder (saved with save_pretrained) carries its own prior.
+    The prior is fetched cache-first like any model, so a cached Kandinsky works offline.
+    """
+    cls = pipeline_class_name(folder)
+    family = unclip_family(cls)
+    if family is None or cls in UNCLIP_PRIORS:
+        if opts.prior:
+            raise UsageError(f"--prior applies to unCLIP models (Kandinsky 2.1/2.2); '{ref.label}' is a "
+                             f"{cls or 'pipeline without a class name'}.")
+        if cls in UNCLIP_PRIORS:
+            raise ModelUnavailable(f"Model '{ref.label}' is a Kandinsky prior ({cls}); pass its decoder with --model "
+                                   f"and the prior with --prior.")
+        return None
+    combined = "Combined" in (cls or "")
+    if combined and not opts.prior:
+        return UnclipPrior({}, decoder_only=False, label=ref.label)
+    if opts.prior:
+        prior_text, origin = opts.prior, "--prior"
+    elif ref.spec is not None and ref.spec.prior:
+        prior_text, origin = ref.spec.prior, f"the registry entry of '{ref.spec.alias}'"
+    else:
+        prior_text, origin = readme_prior(folder), "README.md"
+    if not prior_text:
+        raise ModelUnavailable(
+            f"Model '{ref.label}' is a Kandinsky decoder ({cls}) without a link to its prior; pass --prior with "
+            "the prior's folder or hub id (e.g. --prior kandinsky-community/kandinsky-2-2-prior)."
+        )
+    prior_ref = _prior_ref(prior_text, folder, origin)
+    prior_folder = local_folder(prior_ref, opts)
+    prior_cls = pipeline_class_name(prior_folder)
+    if prior_cls not in UNCLIP_PRIORS:
+        raise ModelUnavailable(f"The prior '{prior_ref.label}' ({origin}) is a {prior_cls or 'folder without a pipeline'}"
+                               ", not a Kandinsky prior pipeline; pass --prior with the decoder's prior.")
+    if UNCLIP_PRIORS[prior_cls] != family:
+        raise ModelUnavailable(f"The prior '{prior_ref.label}' is a {prior_cls}, which does not match the decoder "
+                               f"'{ref.label}' ({cls}): Kandinsky 2.1 and 2.2 priors are not interchangeable.")
+    import diffusers
+
+    console.info(f"Loading prior {prior_ref.label}")
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": None if opts.allow_pickle else True,
+                              "local_files_only": True}
+    try:
+        prior = diffusers.DiffusionPipeline.from_pretrained(prior_folder, **kwargs)
+    except Exception as exc:
+        raise _load_error(exc, prior_ref, "text2img", prior_folder) from exc
+    return UnclipPrior({f"prior_{name}": part for name, part in prior.components.items()},
+                       decoder_only=not combined, label=prior_ref.label)
 
 
 def check_upscaler(ref: ModelRef, folder: Path) -> None:
@@ -195,7 +329,16 @@ def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
         if flag:
             if vae is None or not hasattr(vae, method):
                 raise UsageError(f"--vae-{method.split('_')[1][:-3]}ing is not supported by {type(pipe).__name__}.")
-            getattr(vae, method)()
+            if method == "enable_tiling" and vae is getattr(pipe, "movq", None) and not hasattr(vae, "use_tiling"):
+                from difftool import movq
+
+                movq.enable_tiling(vae)  # diffusers does not tile MoVQ (Kandinsky): our tiled decode
+                continue
+            try:
+                getattr(vae, method)()
+            except NotImplementedError as exc:
+                raise UsageError(f"--vae-{method.split('_')[1][:-3]}ing is not supported by "
+                                 f"{type(vae).__name__} ({type(pipe).__name__}).") from exc
     if opts.compile:
         import torch
 

@@ -116,3 +116,17 @@ Strength = Annotated[
                  "model's, e.g. 0.6; inpaint: the pipeline's, 1.0 = repaint the masked area fully).",
                  rich_help_panel=GEN, show_default=False),
 ]
+
+UNCLIP = "unCLIP prior (Kandinsky)"
+Prior = Annotated[
+    Optional[str],
+    typer.Option("--prior", help="Kandinsky 2.1/2.2: the prior (folder, hub id, or alias whose prior to use); needed "
+                 "for a decoder folder that does not name its prior. Default: the model's own.", rich_help_panel=UNCLIP,
+                 show_default=False),
+]
+PriorSteps = Annotated[Optional[int], typer.Option("--prior-steps", min=1, help="Kandinsky prior denoising steps "
+                                                   "(default: the model's, 25).", rich_help_panel=UNCLIP,
+                                                   show_default=False)]
+PriorGuidance = Annotated[Optional[float], typer.Option("--prior-guidance", min=0.0, help="Kandinsky prior guidance "
+                                                        "scale (default: the model's, 4).", rich_help_panel=UNCLIP,
+                                                        show_default=False)]

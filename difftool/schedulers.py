@@ -51,6 +51,9 @@ def apply(pipe: Any, name: str) -> None:
     class_name, overrides = SCHEDULERS[name]
     cls = getattr(diffusers, class_name)
     pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
+    decoder = getattr(pipe, "decoder_pipe", None)  # combined Kandinsky pipelines: the decoder holds its own reference
+    if decoder is not None and hasattr(decoder, "scheduler"):
+        decoder.scheduler = pipe.scheduler
 
 
 def describe(scheduler: Any) -> str:

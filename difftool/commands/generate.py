@@ -41,6 +41,9 @@ def gen(
     lora: options.Lora = None,
     from_: options.From = None,
     grid: options.Grid = False,
+    prior: options.Prior = None,
+    prior_steps: options.PriorSteps = None,
+    prior_guidance: options.PriorGuidance = None,
 ) -> None:
     """Make images from text prompts (one PNG path per line on stdout)."""
     from difftool import replay
@@ -48,10 +51,13 @@ def gen(
 
     console.set_quiet(quiet)
     (prompts, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae, vae_tiling,
-     vae_slicing, config_ref) = replay.fill(
+     vae_slicing, config_ref, prior, prior_steps, prior_guidance) = replay.fill(
         from_, "gen", prompts=prompts, model=model, negative=negative, steps=steps, guidance=guidance, seed=seed,
         width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling,
-        vae_slicing=vae_slicing, config_ref=config_ref)
+        vae_slicing=vae_slicing, config_ref=config_ref, prior=prior, prior_steps=prior_steps,
+        prior_guidance=prior_guidance)
+    if prior is not None and prior == model:  # a combined Kandinsky folder records itself as its prior
+        prior = None
     ref = resolve_model(model, config_ref)  # first, so the config file's [models.X] table applies below
     negative = config.lookup("negative", negative)
     steps = config.lookup("steps", steps, None, int)
@@ -62,6 +68,7 @@ def gen(
     sched = schedulers.check_name(config.lookup("scheduler", scheduler))
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
+    opts.prior = prior
     plan = OutputPlan(config.lookup("output", output), overwrite=overwrite)
     texts = read_lines(prompts or [], "prompts")
     plan.validate(len(texts) * num_images)
@@ -70,7 +77,8 @@ def gen(
 
     req = text2img.GenRequest(
         prompts=texts, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
-        num_images=num_images, scheduler=sched,
+        num_images=num_images, scheduler=sched, prior_steps=config.lookup("prior-steps", prior_steps, None, int),
+        prior_guidance=config.lookup("prior-guidance", prior_guidance, None, float),
     )
     paths = text2img.run(ref, req, opts, plan, as_json=json_)
     if grid:

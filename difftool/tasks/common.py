@@ -89,6 +89,7 @@ def base_settings(loaded: Loaded, task: str) -> dict[str, Any]:
     return {
         "task": task,
         "model": loaded.ref.label,
+        **({"prior": loaded.prior} if loaded.prior else {}),
         "pipeline": type(loaded.pipe).__name__,
         "device": loaded.device,
         "dtype": loaded.dtype_name,

@@ -27,6 +27,9 @@ class GenRequest:
     height: int | None = None
     num_images: int = 1
     scheduler: str | None = None
+    prior_steps: int | None = None
+    """unCLIP (Kandinsky) prior steps and guidance (the combined pipelines' prior_* kwargs)."""
+    prior_guidance: float | None = None
 
 
 #: GenRequest field -> (pipeline kwarg, the flag named in errors)
@@ -36,6 +39,8 @@ CALL_ARGS = {
     "guidance": ("guidance_scale", "--guidance"),
     "width": ("width", "--width"),
     "height": ("height", "--height"),
+    "prior_steps": ("prior_num_inference_steps", "--prior-steps"),
+    "prior_guidance": ("prior_guidance_scale", "--prior-guidance"),
 }
 
 
@@ -51,7 +56,13 @@ def with_registry_defaults(ref: ModelRef, req: GenRequest) -> GenRequest:
         width=req.width if req.width is not None else spec.width,
         height=req.height if req.height is not None else spec.height,
         scheduler=req.scheduler if req.scheduler is not None else spec.scheduler,
+        prior_steps=req.prior_steps if req.prior_steps is not None else _int(spec.extra.get("prior_steps")),
+        prior_guidance=req.prior_guidance if req.prior_guidance is not None else spec.extra.get("prior_guidance"),
     )
+
+
+def _int(value: float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def call_kwargs(loaded: Loaded, req: GenRequest) -> dict[str, Any]:
@@ -70,6 +81,17 @@ def recorded(loaded: Loaded, req: GenRequest, kwargs: dict[str, Any], task: str)
         "steps": kwargs.get("num_inference_steps", defaults.get("num_inference_steps")),
         "guidance": kwargs.get("guidance_scale", defaults.get("guidance_scale")),
         "scheduler": schedulers.describe(loaded.pipe.scheduler) if hasattr(loaded.pipe, "scheduler") else None,
+        **prior_settings(loaded, kwargs, defaults),
+    }
+
+
+def prior_settings(loaded: Loaded, kwargs: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """unCLIP (Kandinsky) only: the prior's steps and guidance that ran."""
+    if "prior_num_inference_steps" not in defaults:
+        return {}
+    return {
+        "prior_steps": kwargs.get("prior_num_inference_steps", defaults.get("prior_num_inference_steps")),
+        "prior_guidance": kwargs.get("prior_guidance_scale", defaults.get("prior_guidance_scale")),
     }
 
 
