@@ -159,6 +159,11 @@ def test_upscale_rerun_same_pixels(cli, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert np.array_equal(pixels(Path("up2.png")), pixels(Path("up.png")))
     assert meta("up2.png")["model"] == str(ldm)
+    big = noise_png(tmp_path / "wide.png", 24, 16, seed=2)
+    r = cli("upscale", src, big, "-m", ldm, "--steps", "2", "--seed", "4", "-o", "g/", "--grid")
+    assert r.exit_code == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 3 and r.stdout.splitlines()[-1].endswith("-grid.png")
+    assert pixels(Path(r.stdout.splitlines()[-1])).shape == (64, 192, 3)  # 2 cells of the largest (96x64) image
 
 
 def test_img2img_lora_and_grid(cli, tiny_sd: Path, tmp_path: Path) -> None:

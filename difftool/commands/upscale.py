@@ -55,6 +55,7 @@ def upscale(
     no_safety_checker: options.NoSafetyChecker = False,
     refresh: options.Refresh = False,
     from_: options.From = None,
+    grid: options.Grid = False,
 ) -> None:
     """Upscale images (one PNG path per line on stdout); large ones in tiles, with bounded memory."""
     console.set_quiet(quiet)
@@ -87,5 +88,9 @@ def upscale(
         tile=config.lookup("tile", tile, None, int),
     )
     outcome = task.run(ref, req, opts, plan, as_json=json_)
+    if grid:
+        from difftool.tasks.common import write_grid
+
+        write_grid(outcome.written, overwrite=overwrite, as_json=json_)
     if outcome.failed:
         raise UsageError(f"{outcome.failed} of {len(paths)} inputs failed (see above); the others were written.")
