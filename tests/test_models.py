@@ -170,3 +170,10 @@ def test_refused_or_missing_token_is_exit_3_with_login_hint(cls: str, status: in
     assert err is not None and err.code == ExitCode.MODEL_UNAVAILABLE
     assert "hf auth login" in err.message and "HF_TOKEN" in err.message and "org/gated" in err.message
     assert token not in err.message
+
+
+def test_pull_non_pipeline_repo_from_cache(cli, tiny_sd: Path, isolated_env: Path, offline: None) -> None:
+    hub_layout(tiny_sd / "vae", "someone/tiny-vae", isolated_env)  # a component repo: config.json + weights
+    r = cli("pull", "someone/tiny-vae")
+    assert r.exit_code == 0, r.stderr
+    assert (Path(r.stdout.strip()) / "diffusion_pytorch_model.safetensors").is_file()

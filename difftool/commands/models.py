@@ -169,9 +169,36 @@ def pull(
             console.info(f"{repo}: {cache.human(size)} in the cache")
 
 
+#: What `pull` takes from a repo that is not a pipeline (a LoRA, a tiny VAE, a single component).
+COMPONENT_PATTERNS = ["*.json", "*.safetensors", "*.txt"]
+
+
+def _is_pipeline(repo: str, revision: str | None) -> bool:
+    """Whether `repo` is a diffusers pipeline (has model_index.json): from the cache, else from the Hub's file
+    list. True when unknown, so that fetching the pipeline reports what is wrong."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    from difftool import cache, hub
+
+    if isinstance(try_to_load_from_cache(repo, "model_index.json", revision=revision), str):
+        return True
+    if hub.offline():
+        return not cache.status(cache.scan(), repo).cached
+    hub.install_timeouts()
+    try:
+        info = HfApi().model_info(repo, revision=revision, timeout=hub.READ_TIMEOUT)
+    except Exception:
+        return True
+    return any(s.rfilename == "model_index.json" for s in info.siblings or [])
+
+
 def _fetch(repo: str, revision: str | None, variant: str | None, allow_pickle: bool) -> Path:
     """Fetch the latest files of `repo` (cache first when offline or when the Hub cannot be reached)."""
     from difftool import hub
+
+    if not _is_pipeline(repo, revision):  # a LoRA, a tiny VAE, ...: its safetensors weights and configs
+        patterns = COMPONENT_PATTERNS + (["*.bin"] if allow_pickle else [])
+        return hub.fetch_files(repo, revision, patterns, refresh=not hub.offline())
 
     if hub.offline():
         try:
