@@ -17,7 +17,7 @@ from difftool.errors import ExitCode, UsageError
 
 #: Shown first, in this order; the other keys follow alphabetically.
 ORDER = ("prompt", "negative", "model", "task", "seed", "steps", "guidance", "width", "height", "scheduler",
-         "strength", "lora", "image", "mask")
+         "strength", "lora", "source", "mask", "prior", "items")
 SOURCES = {"difftool": "difftool", "a1111": "AUTOMATIC1111 parameters"}
 
 
