@@ -218,3 +218,28 @@ def test_scheduler_and_negative_are_passed(cli, tiny_sd: Path, tmp_path: Path) -
     rec = json.loads(r.stdout)
     assert rec["scheduler"] == "euler" and rec["negative"] == "blurry" and rec["guidance"] == 3.0
     assert rec["path"] == str(Path("out") / "a-0.png")
+
+
+@pytest.fixture(scope="session")
+def tiny_kandinsky(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import builders
+
+    return builders.build_kandinsky22(tmp_path_factory.mktemp("models") / "tiny-k22")
+
+
+def test_kandinsky_img2img_keeps_the_orientation(cli, tiny_kandinsky: Path, tmp_path: Path) -> None:
+    """diffusers 0.42's Kandinsky img2img hands (width, height) to preprocess(image, height, width); difftool
+    undoes the swap, so a landscape input stays landscape."""
+    r = cli("img2img", noise_image(tmp_path / "wide.png", 64, 48), "a cat", "-m", tiny_kandinsky, "--steps", "2",
+            "--seed", "1", "--json")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["pipeline"] == "KandinskyV22Img2ImgCombinedPipeline" and (rec["width"], rec["height"]) == (64, 48)
+
+
+def test_kandinsky_without_an_inpainting_decoder_is_exit_3(cli, tiny_kandinsky: Path, tmp_path: Path) -> None:
+    from test_inpaint import mask_image
+
+    r = cli("inpaint", noise_image(tmp_path / "a.png"), mask_image(tmp_path / "m.png"), "x", "-m", tiny_kandinsky,
+            "--steps", "2")
+    assert r.exit_code == 3 and "not an inpainting model" in r.stderr

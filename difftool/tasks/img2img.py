@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from difftool import console, images, schedulers
-from difftool.errors import UsageError
+from difftool.errors import ModelUnavailable, UsageError
 from difftool.loading import Loaded, LoadOptions, call_defaults, check_accepts, load_pipeline
 from difftool.outputs import OutputPlan
 from difftool.references import ModelRef
@@ -94,8 +94,26 @@ def native_area(ref: ModelRef, loaded: Loaded) -> int:
 
 
 def size_multiple(pipe: Any) -> int:
-    """Sizes the pipeline takes: multiples of 8, of 64 for Kandinsky (MoVQ latents are rounded up to 64)."""
-    return 64 if getattr(pipe, "movq", None) is not None else 8
+    """Sizes the pipeline takes: multiples of 8; for Kandinsky, of the MoVQ factor squared (64 for the real
+    models), since Kandinsky rounds other sizes up."""
+    movq = getattr(pipe, "movq", None)
+    if movq is None:
+        return 8
+    factor = 2 ** (len(movq.config.block_out_channels) - 1)
+    return max(8, factor * factor)
+
+
+def swaps_size(pipe: Any) -> bool:
+    """Whether the (decoder) pipeline hands `width, height` to `image_processor.preprocess(image, height, width)`:
+    Kandinsky 2.1/2.2 img2img in diffusers 0.42 do, which turns a 64x48 input into a 48x64 result. Passing the
+    two swapped undoes it (the image is already at its size, so preprocessing leaves it as it is)."""
+    import inspect
+
+    target = getattr(pipe, "decoder_pipe", None) or pipe
+    try:
+        return "preprocess(i, width, height)" in inspect.getsource(type(target).__call__)
+    except (OSError, TypeError):
+        return False
 
 
 def prepare(ref: ModelRef, req: EditRequest, opts: LoadOptions, task: str, strength_default: float | None,
@@ -104,6 +122,11 @@ def prepare(ref: ModelRef, req: EditRequest, opts: LoadOptions, task: str, stren
     user_w, user_h, user_steps = req.width, req.height, req.steps
     req = replace(with_registry_defaults(ref, req), width=user_w, height=user_h)
     loaded = load_pipeline(ref, task, opts)
+    unet = getattr(loaded.pipe, "unet", None)
+    if task == "inpaint" and getattr(loaded.pipe, "movq", None) is not None and unet is not None \
+            and unet.config.in_channels != 9:
+        raise ModelUnavailable(f"Model '{ref.label}' is not an inpainting model: Kandinsky inpainting needs an "
+                               "inpainting decoder (e.g. kandinsky-community/kandinsky-2-2-decoder-inpaint).")
     if req.scheduler:
         schedulers.apply(loaded.pipe, req.scheduler)
     kwargs = call_kwargs(loaded, replace(req, width=None, height=None))  # sizes are applied to the image itself
@@ -163,6 +186,8 @@ def run_edits(
                     call["mask_image"] = images.resize_cover(src.mask, width, height)
                     extra.update(mask=str(src.mask_info.path.resolve()), mask_sha256=images.sha256(src.mask_info.path))
                 call.update({k: v for k, v in (("width", width), ("height", height)) if sized[k]})
+                if sized["width"] and swaps_size(loaded.pipe):
+                    call["width"], call["height"] = height, width
             except UsageError as exc:
                 console.error(exc.message)
                 bad[0] += 1
