@@ -132,19 +132,20 @@ def run(ref: ModelRef, req: UpscaleRequest, opts: LoadOptions, plan: OutputPlan,
     failed = len(errors)
     for index, info in enumerate(good):
         try:
-            image = images.load(info.path)
+            source = _pixels(images.load(info.path))  # the decoded image is held once, as a uint8 array
         except UsageError as exc:
             console.error(exc.message)
             failed += 1
             continue
-        record = {**settings, "seed": first, "width": image.width * scale, "height": image.height * scale,
+        height, width = source.shape[:2]
+        record = {**settings, "seed": first, "width": width * scale, "height": height * scale,
                   "source": str(info.path.resolve()), "source_sha256": images.sha256(info.path)}
         path, fresh = plan.path_for(index, len(good), seed=first, model=loaded.ref.name, name=info.name,
                                     dir=str(info.path.parent), scale=scale)
         label = f"image {index + 1}/{len(good)}"
         path = write_with(
-            lambda fh, image=image, record=record, label=label: _upscale_to(
-                fh, pipe, image, kwargs, first, steps or 0, scale, grain, tile, overlap, record, label),
+            lambda fh, source=source, record=record, label=label: _upscale_to(
+                fh, pipe, source, kwargs, first, steps or 0, scale, grain, tile, overlap, record, label),
             path, overwrite=plan.overwrite, fresh=fresh,
         )
         written.append(path)
@@ -152,18 +153,24 @@ def run(ref: ModelRef, req: UpscaleRequest, opts: LoadOptions, plan: OutputPlan,
             console.result_json({"path": str(path), **record})
         else:
             console.result(str(path))
-        console.info(f"wrote {path} ({image.width}x{image.height} -> {image.width * scale}x{image.height * scale})")
+        console.info(f"wrote {path} ({width}x{height} -> {width * scale}x{height * scale})")
+        del source
     return Outcome(written, failed)
 
 
-def _upscale_to(fh: Any, pipe: Any, image: Any, kwargs: dict[str, Any], seed: int, steps: int, scale: int,
-                grain: int, tile: int, overlap: int, record: dict[str, Any], label: str) -> None:
-    """Upscale `image` tile by tile and stream the PNG into `fh`."""
+def _pixels(image: Any) -> Any:
     import numpy as np
 
-    width, height = image.size
+    return np.asarray(image)
+
+
+def _upscale_to(fh: Any, pipe: Any, source: Any, kwargs: dict[str, Any], seed: int, steps: int, scale: int,
+                grain: int, tile: int, overlap: int, record: dict[str, Any], label: str) -> None:
+    """Upscale `source` (uint8 RGB array) tile by tile and stream the PNG into `fh`."""
+    import numpy as np
+
+    height, width = source.shape[:2]
     padded_w, padded_h = -(-width // grain) * grain, -(-height // grain) * grain
-    source = np.asarray(image)
     if (padded_w, padded_h) != (width, height):  # repeat the edge pixels up to the sizes the model takes
         source = np.pad(source, ((0, padded_h - height), (0, padded_w - width), (0, 0)), mode="edge")
     size = tile if tile and (padded_w > tile or padded_h > tile) else max(padded_w, padded_h)
