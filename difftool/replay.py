@@ -128,3 +128,26 @@ def stored_file(key: str, listed: bool = False) -> Callable[[dict[str, Any]], An
         return [str(path)] if listed else str(path)
 
     return read
+
+
+def stored_items(settings: dict[str, Any]) -> list[str] | None:
+    """`special` reader for interpolate's ITEMs (`items`: [{"text": ...} | {"image": path, "sha256": ...}]):
+    texts as they were, image paths checked like `stored_file` (a missing one would otherwise read as a text)."""
+    items = settings.get("items")
+    if not isinstance(items, list) or not items:
+        return None
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            out.append(str(item))
+        elif item.get("image"):
+            out.append(stored_file("image")({"image": item["image"], "image_sha256": item.get("sha256")}))
+        else:
+            out.append(str(item.get("text", "")))
+    return out
+
+
+def same_task(key: str, *tasks: str) -> Callable[[dict[str, Any]], Any]:
+    """`special` reader replaying `key` only from images made by one of `tasks` (e.g. the model: a gen
+    image's model is not an upscaler)."""
+    return lambda settings: settings.get(key) if settings.get("task") in tasks else None
