@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from difftool import __version__, config
-from difftool.commands import common, edit, env, generate, info, models, settings, upscale
+from difftool.commands import common, edit, env, generate, info, models, settings, unclip, upscale
 
 app = typer.Typer(
     name="difftool",
@@ -51,6 +51,8 @@ app.command()(env.env)
 app.command()(edit.img2img)
 app.command()(edit.inpaint)
 app.command()(upscale.upscale)
+app.command()(unclip.variation)
+app.command()(unclip.interpolate)
 
 
 def main() -> None:

@@ -310,6 +310,8 @@ def check_upscaler(ref: ModelRef, folder: Path) -> None:
 
 def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
     """Move the pipeline to its device and apply the speed/memory switches, each through diffusers' own API."""
+    if opts.tiny_vae and getattr(pipe, "vae", None) is None and getattr(pipe, "movq", None) is not None:
+        raise UsageError(f"--tiny-vae replaces a VAE; {type(pipe).__name__} decodes with MoVQ, which it cannot replace.")
     if opts.tiny_vae and getattr(pipe, "vae", None) is not None:
         pipe.vae = load_tiny_vae(opts.tiny_vae, dtype, opts)
     if opts.lora:  # before offload hooks and torch.compile
@@ -346,6 +348,9 @@ def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
         if getattr(pipe, denoiser, None) is None:
             raise UsageError(f"--compile: {type(pipe).__name__} has no unet or transformer to compile.")
         setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser)))
+        decoder = getattr(pipe, "decoder_pipe", None)  # combined Kandinsky pipelines: the decoder holds its own
+        if decoder is not None and getattr(decoder, denoiser, None) is not None:
+            setattr(decoder, denoiser, getattr(pipe, denoiser))
 
 
 def load_tiny_vae(ref_text: str, dtype: Any, opts: LoadOptions) -> Any:
