@@ -231,10 +231,16 @@ def test_kandinsky_img2img_keeps_the_orientation(cli, tiny_kandinsky: Path, tmp_
     """diffusers 0.42's Kandinsky img2img hands (width, height) to preprocess(image, height, width); difftool
     undoes the swap, so a landscape input stays landscape."""
     r = cli("img2img", noise_image(tmp_path / "wide.png", 64, 48), "a cat", "-m", tiny_kandinsky, "--steps", "2",
-            "--seed", "1", "--json")
+            "--seed", "1", "--prior-steps", "2", "--prior-guidance", "2", "--json")
     assert r.exit_code == 0, r.stderr
     rec = json.loads(r.stdout)
     assert rec["pipeline"] == "KandinskyV22Img2ImgCombinedPipeline" and (rec["width"], rec["height"]) == (64, 48)
+    assert (rec["prior_steps"], rec["prior_guidance"]) == (2, 2.0)
+
+
+def test_prior_options_are_refused_on_stable_diffusion(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    r = cli("img2img", noise_image(tmp_path / "a.png"), "x", "-m", tiny_sd, "--prior-steps", "2")
+    assert r.exit_code == 2 and "--prior-steps is not accepted" in r.stderr
 
 
 def test_kandinsky_without_an_inpainting_decoder_is_exit_3(cli, tiny_kandinsky: Path, tmp_path: Path) -> None:

@@ -97,6 +97,9 @@ def img2img(
     lora: options.Lora = None,
     from_: options.From = None,
     grid: options.Grid = False,
+    prior: options.Prior = None,
+    prior_steps: options.PriorSteps = None,
+    prior_guidance: options.PriorGuidance = None,
 ) -> None:
     """Repaint images following a prompt (one PNG path per line on stdout).
 
@@ -115,8 +118,11 @@ def img2img(
         raise UsageError("img2img needs IMAGE and PROMPT (or --from IMAGE to re-run an image's settings).")
     ref = resolve_model(model, config_ref)
     req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
+    req.prior_steps = config.lookup("prior-steps", prior_steps, None, int)
+    req.prior_guidance = config.lookup("prior-guidance", prior_guidance, None, float)
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
+    opts.prior = prior
     req.images = read_lines([image], "image paths")
     plan = _plan(output, overwrite, len(req.images) * num_images)
 
@@ -162,6 +168,9 @@ def inpaint(
     lora: options.Lora = None,
     from_: options.From = None,
     grid: options.Grid = False,
+    prior: options.Prior = None,
+    prior_steps: options.PriorSteps = None,
+    prior_guidance: options.PriorGuidance = None,
 ) -> None:
     """Repaint the white part of a mask following a prompt (one PNG path per line on stdout).
 
@@ -181,8 +190,11 @@ def inpaint(
         raise UsageError("Only one of IMAGE and MASK can be `-` (read from stdin).")
     ref = resolve_model(model, config_ref)
     req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
+    req.prior_steps = config.lookup("prior-steps", prior_steps, None, int)
+    req.prior_guidance = config.lookup("prior-guidance", prior_guidance, None, float)
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
+    opts.prior = prior
     req.images = read_lines([image], "image paths")
     req.masks = read_lines([mask], "mask paths")
     pairs = len(req.images) * len(req.masks)
