@@ -249,3 +249,13 @@ def test_kandinsky_without_an_inpainting_decoder_is_exit_3(cli, tiny_kandinsky: 
     r = cli("inpaint", noise_image(tmp_path / "a.png"), mask_image(tmp_path / "m.png"), "x", "-m", tiny_kandinsky,
             "--steps", "2")
     assert r.exit_code == 3 and "not an inpainting model" in r.stderr
+
+
+def test_device_and_dtype(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    r = cli("img2img", noise_image(tmp_path / "a.png"), "x", "-m", tiny_sd, "--steps", "2", "--seed", "1",
+            "--device", "cpu", "--dtype", "bf16", "--json")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert (rec["device"], rec["dtype"]) == ("cpu", "bf16")
+    r = cli("img2img", noise_image(tmp_path / "a.png"), "x", "-m", tiny_sd, "--device", "tpu")
+    assert r.exit_code == 2

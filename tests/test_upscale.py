@@ -212,3 +212,11 @@ def test_blend_rows_holds_one_band_and_png_stream_round_trips() -> None:
     with Image.open(io.BytesIO(buf.getvalue())) as im:
         assert im.size == (140, 180) and im.text == {"difftool": "{}"}
         assert np.array_equal(np.asarray(im), out)
+
+
+def test_upscale_device_and_dtype(cli, tiny_x4: Path, tmp_path: Path) -> None:
+    r = cli("upscale", noise_image(tmp_path / "p.png", 32, 32), "-m", tiny_x4, "--steps", "2", "--seed", "1",
+            "--device", "cpu", "--dtype", "bf16", "--json")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert (rec["device"], rec["dtype"], rec["width"]) == ("cpu", "bf16", 128)
