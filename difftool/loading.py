@@ -124,7 +124,45 @@ def component_kwargs(folder: Path, opts: LoadOptions) -> dict[str, Any]:
         kwargs["safety_checker"] = None
         if "requires_safety_checker" in index:
             kwargs["requires_safety_checker"] = False
+    encoder = index.get("image_encoder")  # SD/SDXL use it only for IP-Adapter, which difftool does not load
+    if str(index.get("_class_name", "")).startswith("StableDiffusion") and isinstance(encoder, list) \
+            and encoder[0] is not None:
+        kwargs["image_encoder"] = None
     return kwargs
+
+
+def has_component(folder: Path, name: str) -> bool:
+    """Whether the folder's model_index.json lists component `name` (with a class)."""
+    try:
+        value = json.loads((folder / "model_index.json").read_text()).get(name)
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, list) and value[0] is not None
+
+
+def cpu_threads() -> int | None:
+    """Cap torch's CPU threads at the cores this process may really use (affinity, cgroup quota), unless the
+    user chose (OMP_NUM_THREADS / MKL_NUM_THREADS / DIFFTOOL_THREADS). Returns the count set, or None."""
+    import os
+
+    import torch
+
+    from difftool import config
+
+    chosen = config.lookup("threads", None, None, int)
+    if chosen is None and (os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
+        return None
+    cap = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:  # a container's CPU quota (cgroup v2): "max 100000" or "200000 100000"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cap = min(cap, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    threads = max(1, chosen) if chosen is not None else min(torch.get_num_threads(), cap)
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
 
 
 def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> Loaded:
@@ -136,6 +174,8 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
     quiet_libraries()
     import diffusers
 
+    if device == "cpu":
+        cpu_threads()
     console.info(f"Loading {ref.label} on {device} ({devices.dtype_name(dtype)})")
     auto = getattr(diffusers, TASK_CLASSES[task])
     if ref.kind == "file" and task == "upscale":
@@ -153,14 +193,17 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
             "dtype": dtype,
             "use_safetensors": None if opts.allow_pickle else True,
             "local_files_only": True,
+            "low_cpu_mem_usage": True,  # memory-mapped safetensors, no random init (diffusers' default with accelerate)
             **component_kwargs(folder, opts),
             **extra,
         }
+        if opts.tiny_vae and has_component(folder, "vae") and "vae" not in kwargs:
+            kwargs["vae"] = load_tiny_vae(opts.tiny_vae, dtype, opts)  # the full VAE is then never loaded
         if opts.variant:
             kwargs["variant"] = opts.variant
         if task == "upscale":
             check_upscaler(ref, folder)
-        unclip = unclip_prior(ref, folder, opts, dtype)
+        unclip = unclip_prior(ref, folder, opts, dtype, task)
         try:
             if unclip is not None and unclip.decoder_only:  # decoder + separate prior -> the combined pipeline
                 decoder = diffusers.DiffusionPipeline.from_pretrained(folder, **kwargs)
@@ -245,7 +288,8 @@ def _prior_ref(text: str, folder: Path, origin: str) -> ModelRef:
     return ref
 
 
-def unclip_prior(ref: ModelRef, folder: Path, opts: LoadOptions, dtype: Any) -> UnclipPrior | None:
+def unclip_prior(ref: ModelRef, folder: Path, opts: LoadOptions, dtype: Any, task: str = "text2img",
+                 ) -> UnclipPrior | None:
     """For a Kandinsky 2.1/2.2 folder: find and load its prior (None for other models).
 
     Where the prior comes from, first match wins: `--prior`; the registry (aliases and known hub ids); the
@@ -263,6 +307,11 @@ def unclip_prior(ref: ModelRef, folder: Path, opts: LoadOptions, dtype: Any) -> 
                                    f"and the prior with --prior.")
         return None
     combined = "Combined" in (cls or "")
+    if task == "inpaint" and _unet_in_channels(folder) == 4:
+        raise ModelUnavailable(
+            f"Model '{ref.label}' is a Kandinsky text-to-image decoder; inpainting needs its inpainting decoder "
+            "(e.g. kandinsky-community/kandinsky-2-2-decoder-inpaint, whose README names the prior)."
+        )
     if combined and not opts.prior:
         return UnclipPrior({}, decoder_only=False, label=ref.label)
     if opts.prior:
@@ -298,6 +347,13 @@ def unclip_prior(ref: ModelRef, folder: Path, opts: LoadOptions, dtype: Any) -> 
                        decoder_only=not combined, label=prior_ref.label)
 
 
+def _unet_in_channels(folder: Path) -> int | None:
+    try:
+        return int(json.loads((folder / "unet" / "config.json").read_text())["in_channels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def check_upscaler(ref: ModelRef, folder: Path) -> None:
     """Refuse (exit 3) a folder whose pipeline class is not one of UPSCALER_CLASSES, before loading it."""
     cls = pipeline_class_name(folder)
@@ -312,8 +368,8 @@ def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
     """Move the pipeline to its device and apply the speed/memory switches, each through diffusers' own API."""
     if opts.tiny_vae and getattr(pipe, "vae", None) is None and getattr(pipe, "movq", None) is not None:
         raise UsageError(f"--tiny-vae replaces a VAE; {type(pipe).__name__} decodes with MoVQ, which it cannot replace.")
-    if opts.tiny_vae and getattr(pipe, "vae", None) is not None:
-        pipe.vae = load_tiny_vae(opts.tiny_vae, dtype, opts)
+    if opts.tiny_vae and getattr(pipe, "vae", None) is not None and type(pipe.vae).__name__ != "AutoencoderTiny":
+        pipe.vae = load_tiny_vae(opts.tiny_vae, dtype, opts)  # single-file checkpoints: swapped after loading
     if opts.lora:  # before offload hooks and torch.compile
         from difftool import lora
 

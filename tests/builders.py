@@ -342,3 +342,34 @@ def build_kandinsky22_split(decoder: Path, prior: Path, seed: int = 0) -> tuple[
         str(prior), safe_serialization=True)
     KandinskyV22Pipeline(**kandinsky22_decoder_components(seed)).save_pretrained(str(decoder), safe_serialization=True)
     return decoder, prior
+
+
+def build_kandinsky22_inpaint_decoder(folder: Path, seed: int = 0) -> Path:
+    """A tiny KandinskyV22InpaintPipeline decoder (its UNet reads latents + mask + masked-image latents: 9
+    channels), without a link to its prior: load it with the prior of `build_kandinsky22_split`."""
+    from diffusers import KandinskyV22InpaintPipeline, UNet2DConditionModel
+
+    parts = kandinsky22_decoder_components(seed)
+    config = dict(parts["unet"].config)
+    config["in_channels"] = 9
+    import torch
+
+    torch.manual_seed(seed)
+    parts["unet"] = UNet2DConditionModel.from_config(config)
+    KandinskyV22InpaintPipeline(**parts).save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_tiny_autoencoder(folder: Path, seed: int = 0) -> Path:
+    """A tiny AutoencoderTiny (TAESD-shaped: 4 decoder blocks, x8 scale, 4 latent channels, 8 channels wide), for
+    `--tiny-vae` with the tiny SD pipelines."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    vae = AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4,
+    )
+    vae.save_pretrained(str(folder), safe_serialization=True)
+    return folder
