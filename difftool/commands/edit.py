@@ -20,7 +20,9 @@ ImageArg = Annotated[Optional[str], typer.Argument(
     metavar="IMAGE")]
 PromptArg = Annotated[Optional[str], typer.Argument(help="What the result should show (optional with --from).",
                                                     show_default=False, metavar="PROMPT")]
-EDIT_OUTPUT_HELP = "Default: ./{name}-{prompt}-{seed}.png ({name}: the input's file name)."
+EditOutput = Annotated[Optional[str], typer.Option(
+    "--output", "-o", help="File, folder, or template with {name} (the input's file name) {seed} {index} {prompt} "
+    "{model} {date}. Default: ./{name}-{prompt}-{seed}.png.", rich_help_panel=options.OUT, show_default=False)]
 
 
 def _plan(output: str | None, overwrite: bool, total: int) -> Any:
@@ -79,7 +81,7 @@ def img2img(
     height: options.Height = None,
     num_images: options.NumImages = 1,
     scheduler: options.Scheduler = None,
-    output: options.Output = None,
+    output: EditOutput = None,
     overwrite: options.Overwrite = False,
     json_: options.Json = False,
     quiet: options.Quiet = False,
@@ -150,7 +152,7 @@ def inpaint(
     height: options.Height = None,
     num_images: options.NumImages = 1,
     scheduler: options.Scheduler = None,
-    output: options.Output = None,
+    output: EditOutput = None,
     overwrite: options.Overwrite = False,
     json_: options.Json = False,
     quiet: options.Quiet = False,
