@@ -192,6 +192,8 @@ def test_memory_switches_refused_clearly(cli, k22: Path, red: Path) -> None:
     assert r.exit_code == 2 and "--offload" in r.stderr
     r = cli("gen", "a fox", "-m", str(k22), *FAST, "--tiny-vae", "madebyollin/taesd")
     assert r.exit_code == 2 and "MoVQ" in r.stderr
+    r = cli("gen", "a fox", "-m", str(k22), *FAST, "--vae-slicing")
+    assert r.exit_code == 2 and "--vae-slicing" in r.stderr and "VQModel" in r.stderr
     r = cli("variation", str(red), "-m", str(k22), "--offload", "sequential", "--device", "cpu")
     assert r.exit_code == 2 and "--offload" in r.stderr
 
@@ -206,6 +208,43 @@ def test_img2img_on_kandinsky(cli, k22: Path, red: Path) -> None:
     assert m["pipeline"] == "KandinskyV22Img2ImgCombinedPipeline" and m["prior"] == str(k22)
     assert m["source"] == str(red) and m["prior_steps"] == 25
     assert (m["width"], m["height"]) == (64, 64)
+
+
+def test_img2img_decoder_with_prior_matches_diffusers(cli, k22: Path, k22_split: tuple[Path, Path], red: Path) -> None:
+    import numpy as np
+    import torch
+    from diffusers import AutoPipelineForImage2Image
+    from PIL import Image
+
+    decoder, prior = k22_split
+    r = cli("img2img", str(red), "a blue fox", "-m", str(decoder), "--prior", str(prior), "--steps", "2",
+            "--prior-steps", "2", "--strength", "0.5", "--seed", "4", "-o", "i2i.png")
+    assert r.exit_code == 0, r.stderr
+    m = meta(Path("i2i.png"))
+    assert (m["prior"], m["prior_steps"], m["steps"]) == (str(prior), 2, 2)
+    pipe = AutoPipelineForImage2Image.from_pretrained(str(k22))
+    plain = pipe("a blue fox", image=Image.open(red).convert("RGB"), strength=0.5, num_inference_steps=2,
+                 prior_num_inference_steps=2, height=64, width=64,
+                 generator=torch.Generator("cpu").manual_seed(4)).images[0]
+    assert (pixels(Path("i2i.png")) == np.asarray(plain.convert("RGB"))).all()
+
+
+def test_inpaint_on_kandinsky(cli, k22: Path, k22_split: tuple[Path, Path], red: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    mask = tmp_path / "mask.png"
+    im = Image.new("L", (64, 64), 0)
+    im.paste(255, (0, 0, 32, 64))
+    im.save(mask)
+    r = cli("inpaint", str(red), str(mask), "a fox", "-m", str(k22), "--steps", "2", "--prior-steps", "2")
+    assert r.exit_code == 3 and "inpainting decoder" in r.stderr  # a text-to-image decoder cannot inpaint
+    decoder = builders.build_kandinsky22_inpaint_decoder(tmp_path / "inpaint-decoder")
+    r = cli("inpaint", str(red), str(mask), "a fox", "-m", str(decoder), "--prior", str(k22_split[1]), "--steps", "2",
+            "--prior-steps", "2", "--seed", "1", "-o", "inp.png")
+    assert r.exit_code == 0, r.stderr
+    m = meta(Path("inp.png"))
+    assert m["pipeline"] == "KandinskyV22InpaintCombinedPipeline" and m["prior"] == str(k22_split[1])
+    assert m["mask"] == str(mask)
 
 
 # ---- variation -------------------------------------------------------------------------------------------------
