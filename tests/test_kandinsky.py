@@ -332,3 +332,27 @@ def test_interpolate_usage_errors_before_loading(cli, args: tuple[str, ...], nee
     r = cli("interpolate", *args, "-m", "/nonexistent-but-never-loaded")
     assert r.exit_code == 2, r.stderr
     assert needle in r.stderr
+
+
+@pytest.mark.parametrize("cls", ["KandinskyPriorPipeline", "KandinskyV22PriorPipeline"])
+def test_embedder_is_interpolate_for_both_kandinsky_priors(cls: str, tmp_path: Path, red: Path) -> None:
+    """The per-item embeddings difftool keeps, re-weighted, equal the prior's own `interpolate` (2.1 and 2.2
+    priors share their components; only the embedding shapes differ)."""
+    import diffusers
+    import torch
+    from PIL import Image
+
+    from difftool.tasks.unclip import Embedder
+
+    prior = getattr(diffusers, cls)(**builders.kandinsky22_prior_components(tmp_path / "p"))
+    items = ["a cat", Image.open(red).convert("RGB"), "a dog"]
+    weights = [0.2, 0.5, 0.3]
+    plain = prior.interpolate(items, weights, num_inference_steps=2, generator=torch.Generator().manual_seed(3))
+    embedder = Embedder(prior, 2, 4.0, None)
+    g = torch.Generator().manual_seed(3)
+    embeds, zero = embedder.embeddings(0, items, g)
+    assert torch.equal(embedder.mix(embeds, weights), plain.image_embeds)
+    assert torch.equal(zero, plain.negative_image_embeds)
+    after = g.get_state()
+    g2 = torch.Generator().manual_seed(3)  # cached: no prior run, and the generator ends where interpolate leaves it
+    assert embedder.embeddings(0, items, g2)[0] is embeds and torch.equal(g2.get_state(), after)

@@ -102,6 +102,7 @@ class Embedder:
 
     def __init__(self, prior: Any, steps: int, guidance: float, negative: str | None) -> None:
         self.prior, self.steps, self.guidance, self.negative = prior, steps, guidance, negative
+        self.v21 = type(prior).__name__ == "KandinskyPriorPipeline"  # 2.1 keeps embeddings 2-D, 2.2 adds a dim
         self._cache: dict[tuple[int, int], tuple[list[Any], Any, Any]] = {}
 
     def embeddings(self, key: int, items: list[Any], generator: Any) -> tuple[list[Any], Any]:
@@ -118,11 +119,13 @@ class Embedder:
             if isinstance(cond, str):
                 emb = prior(cond, num_inference_steps=self.steps, num_images_per_prompt=1, generator=generator,
                             latents=None, negative_prompt=self.negative, guidance_scale=self.guidance,
-                            ).image_embeds.unsqueeze(0)
+                            ).image_embeds
+                emb = emb if self.v21 else emb.unsqueeze(0)
             else:
                 pixels = prior.image_processor(cond, return_tensors="pt").pixel_values[0].unsqueeze(0)
                 pixels = pixels.to(dtype=prior.image_encoder.dtype, device=device)
-                emb = prior.image_encoder(pixels)["image_embeds"].repeat(1, 1).unsqueeze(0)
+                emb = prior.image_encoder(pixels)["image_embeds"]
+                emb = emb if self.v21 else emb.repeat(1, 1).unsqueeze(0)
             embeds.append(emb)
         negative = self.negative or ""
         out_zero = prior(negative, num_inference_steps=self.steps, num_images_per_prompt=1, generator=generator,
@@ -131,11 +134,10 @@ class Embedder:
         self._cache[cache_key] = (embeds, zero, generator.get_state())
         return embeds, zero
 
-    @staticmethod
-    def mix(embeds: list[Any], weights: list[float]) -> Any:
+    def mix(self, embeds: list[Any], weights: list[float]) -> Any:
         import torch
 
-        return torch.cat([emb * weight for emb, weight in zip(embeds, weights)]).sum(dim=0)
+        return torch.cat([emb * weight for emb, weight in zip(embeds, weights)]).sum(dim=0, keepdim=self.v21)
 
 
 class UnclipCall:
@@ -155,7 +157,7 @@ class UnclipCall:
             call["prompt"] = text
         if callback_on_step_end is not None and "callback_on_step_end" in self.decoder_params:
             call["callback_on_step_end"] = callback_on_step_end
-        return self.decoder(image_embeds=Embedder.mix(embeds, weights), negative_image_embeds=zero,
+        return self.decoder(image_embeds=self.embedder.mix(embeds, weights), negative_image_embeds=zero,
                             generator=generator, **call)
 
 
