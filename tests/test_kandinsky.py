@@ -356,3 +356,12 @@ def test_embedder_is_interpolate_for_both_kandinsky_priors(cls: str, tmp_path: P
     after = g.get_state()
     g2 = torch.Generator().manual_seed(3)  # cached: no prior run, and the generator ends where interpolate leaves it
     assert embedder.embeddings(0, items, g2)[0] is embeds and torch.equal(g2.get_state(), after)
+
+
+def test_frame_weights_walk_through_every_item() -> None:
+    from difftool.tasks.unclip import frame_weights
+
+    assert frame_weights(2, 2) == [[1.0, 0.0], [0.0, 1.0]]
+    assert frame_weights(3, 5) == [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.5],
+                                   [0.0, 0.0, 1.0]]
+    assert all(abs(sum(w) - 1) < 1e-9 for w in frame_weights(4, 7))

@@ -305,7 +305,11 @@ def write_gif(frames: list[Path], overwrite: bool, as_json: bool, settings: dict
     from difftool import metadata
 
     first = frames[0]
-    stem = first.stem[:-4] if first.stem.endswith("-000") else first.stem
+    stem = first.stem
+    for suffix in ("-000", "-0"):  # the default {frame} name, or `-o file.png` numbered by the output plan
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
     target = first.with_name(stem + ".gif")
     pictures = [Image.open(p).convert("RGB") for p in frames]
     comment = json.dumps({"version": metadata.__version__, **settings, "task": "interpolate-gif",
