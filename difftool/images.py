@@ -36,6 +36,24 @@ def max_pixels() -> int:
     return value
 
 
+def result_paths(lines: list[str]) -> list[str]:
+    """Image paths read from stdin, where a line may also be one of difftool's `--json` result objects:
+    it stands for its "path", so `difftool gen --json ... | difftool upscale -` chains too."""
+    import json
+
+    out = []
+    for line in lines:
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and isinstance(record.get("path"), str):
+                line = record["path"]
+        out.append(line)
+    return out
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What the header of an input image says (nothing decoded yet)."""

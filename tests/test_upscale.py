@@ -220,3 +220,12 @@ def test_upscale_device_and_dtype(cli, tiny_x4: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     rec = json.loads(r.stdout)
     assert (rec["device"], rec["dtype"], rec["width"]) == ("cpu", "bf16", 128)
+
+
+def test_stdin_accepts_json_result_lines(cli, tiny_x4: Path, tmp_path: Path) -> None:
+    """`difftool gen --json ... | difftool upscale -`: a JSON result line stands for its "path"."""
+    a = noise_image(tmp_path / "a.png", 32, 32)
+    line = json.dumps({"path": str(a), "seed": 1, "prompt": "a cat"})
+    r = cli("upscale", "-", "-m", tiny_x4, "--steps", "2", "--seed", "1", input=line + "\n")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split() == [str(tmp_path / "a.x4.png")]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from difftool import config, console, options, replay, schedulers
+from difftool import config, console, images, options, replay, schedulers
 from difftool.commands.common import check_size, guarded, load_options, read_lines, resolve_model
 from difftool.errors import UsageError
 
@@ -125,7 +125,7 @@ def img2img(
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
     opts.prior = prior
-    req.images = read_lines([image], "image paths")
+    req.images = images.result_paths(read_lines([image], "image paths"))
     plan = _plan(output, overwrite, len(req.images) * num_images)
 
     from difftool.tasks import img2img as task
@@ -197,8 +197,8 @@ def inpaint(
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
     opts.prior = prior
-    req.images = read_lines([image], "image paths")
-    req.masks = read_lines([mask], "mask paths")
+    req.images = images.result_paths(read_lines([image], "image paths"))
+    req.masks = images.result_paths(read_lines([mask], "mask paths"))
     pairs = len(req.images) * len(req.masks)
     plan = _plan(output, overwrite, pairs * num_images)
 

@@ -13,6 +13,7 @@ import typer
 from difftool import config, console, options
 from difftool.commands.common import guarded, load_options, read_lines, resolve_model
 from difftool.errors import ModelUnavailable, UsageError
+from difftool.images import result_paths
 
 DEFAULT_UPSCALER = "x4"
 
@@ -75,7 +76,7 @@ def upscale(
         raise ModelUnavailable(f"'{ref.text}' is a {ref.spec.description} model, not an upscaler; use -m x4, x2-latent or "
                          "ldm-x4 (or a hub id / folder of an upscaler pipeline).")
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, False, compile_)
-    paths = read_lines(images or [], "image paths")
+    paths = result_paths(read_lines(images or [], "image paths"))
 
     from difftool.tasks import upscale as task
 

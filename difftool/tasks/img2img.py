@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from difftool import console, images, schedulers
-from difftool.errors import ModelUnavailable, UsageError
+from difftool.errors import UsageError
 from difftool.loading import Loaded, LoadOptions, call_defaults, check_accepts, load_pipeline
 from difftool.outputs import OutputPlan
 from difftool.references import ModelRef
@@ -122,11 +122,6 @@ def prepare(ref: ModelRef, req: EditRequest, opts: LoadOptions, task: str, stren
     user_w, user_h, user_steps = req.width, req.height, req.steps
     req = replace(with_registry_defaults(ref, req), width=user_w, height=user_h)
     loaded = load_pipeline(ref, task, opts)
-    unet = getattr(loaded.pipe, "unet", None)
-    if task == "inpaint" and getattr(loaded.pipe, "movq", None) is not None and unet is not None \
-            and unet.config.in_channels != 9:
-        raise ModelUnavailable(f"Model '{ref.label}' is not an inpainting model: Kandinsky inpainting needs an "
-                               "inpainting decoder (e.g. kandinsky-community/kandinsky-2-2-decoder-inpaint).")
     if req.scheduler:
         schedulers.apply(loaded.pipe, req.scheduler)
     kwargs = call_kwargs(loaded, replace(req, width=None, height=None))  # sizes are applied to the image itself
