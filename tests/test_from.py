@@ -178,3 +178,41 @@ def test_img2img_lora_and_grid(cli, tiny_sd: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert meta("l.png")["lora"] == [{"ref": str(lora), "scale": 1.0}]
     assert not np.array_equal(pixels(Path("l.png")), pixels(Path("5.png")))
+
+
+KFAST = ("--steps", "2", "--prior-steps", "2", "-W", "32", "-H", "32")
+
+
+@pytest.fixture(scope="module")
+def k22(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return builders.build_kandinsky22(tmp_path_factory.mktemp("models") / "tiny-k22")
+
+
+def test_variation_rerun_same_pixels(cli, k22: Path, tmp_path: Path) -> None:
+    src = noise_png(tmp_path / "photo.png")
+    r = cli("variation", src, "-m", k22, *KFAST, "--seed", "2", "--prompt", "red", "--prompt-weight", "0.4",
+            "-o", "v.png")
+    assert r.exit_code == 0, r.stderr
+    r = cli("variation", "--from", "v.png", "-o", "v2.png")
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(pixels(Path("v2.png")), pixels(Path("v.png")))
+    m = meta("v2.png")
+    assert (m["source"], m["prompt"], m["prompt_weight"], m["model"]) == (str(src.resolve()), "red", 0.4, str(k22))
+
+
+def test_interpolate_rerun_same_pixels(cli, k22: Path, tmp_path: Path) -> None:
+    src = noise_png(tmp_path / "photo.png")
+    r = cli("interpolate", "a cat", src, "-m", k22, *KFAST, "--seed", "3", "--weights", "0.3,0.7", "-o", "mix.png")
+    assert r.exit_code == 0, r.stderr
+    r = cli("interpolate", "--from", "mix.png", "-o", "mix2.png")
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(pixels(Path("mix2.png")), pixels(Path("mix.png")))
+    m = meta("mix2.png")
+    assert m["weights"] == [0.3, 0.7] and m["items"][0] == {"text": "a cat"}
+    r = cli("interpolate", "a dog", "a bird", "a fish", "--from", "mix.png", "-o", "other.png")  # typed items win
+    assert r.exit_code == 0, r.stderr
+    m = meta("other.png")
+    assert [i.get("text") for i in m["items"]] == ["a dog", "a bird", "a fish"] and m["seed"] == 3
+    src.unlink()  # a recorded image item that is gone is an error, not a text
+    r = cli("interpolate", "--from", "mix.png", "-o", "gone.png")
+    assert r.exit_code == 2 and "no longer exists" in r.stderr

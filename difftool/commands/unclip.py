@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from difftool import config, console, options, schedulers
+from difftool import config, console, options, replay, schedulers
 from difftool.commands.common import check_size, guarded, load_options, read_lines, resolve_model
 from difftool.errors import UsageError
 
@@ -34,6 +34,21 @@ def _common(model: str | None, negative: str | None, steps: int | None, guidance
         prior_guidance=config.lookup("prior-guidance", prior_guidance, None, float),
     )
     return ref, fields
+
+
+#: --from: the model and prior of an unCLIP image only (a gen image's model may not be unCLIP).
+_SAME_TASK = {"model": replay.same_task("model", "variation", "interpolate"),
+              "prior": replay.same_task("prior", "variation", "interpolate")}
+
+
+def _stored_weights(settings: dict[str, Any]) -> str | None:
+    """--from: interpolate's recorded weights as --weights (equal weights stay the default, which is exact)."""
+    values = settings.get("weights")
+    if settings.get("task") != "interpolate" or not isinstance(values, list) or not values:
+        return None
+    if max(values) - min(values) < 1e-6:
+        return None
+    return ",".join(repr(float(v)) for v in values)
 
 
 def _plan(output: str | None, overwrite: bool, template: str, total: int) -> Any:
@@ -84,6 +99,7 @@ def variation(
     no_safety_checker: options.NoSafetyChecker = False,
     refresh: options.Refresh = False,
     lora: options.Lora = None,
+    from_: options.From = None,
 ) -> None:
     """New images from images, the unCLIP way: the prior's CLIP image encoder embeds each input and the decoder
     draws from that embedding (one PNG path per line on stdout).
@@ -92,6 +108,14 @@ def variation(
     ./{name}-variation-{seed}.png ({name}: the input's file name; with --prompt: {name}-{prompt}-{seed}.png).
     """
     console.set_quiet(quiet)
+    (images, prompt, prompt_weight, model, prior, negative, steps, guidance, prior_steps, prior_guidance, seed, width,
+     height, scheduler, lora, tiny_vae, vae_tiling, vae_slicing) = replay.fill(
+        from_, "variation", {"images": replay.stored_file("source", listed=True), **_SAME_TASK}, images=images,
+        prompt=prompt, prompt_weight=prompt_weight, model=model, prior=prior, negative=negative, steps=steps,
+        guidance=guidance, prior_steps=prior_steps, prior_guidance=prior_guidance, seed=seed, width=width,
+        height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling,
+        vae_slicing=vae_slicing)
+    prior = None if prior is not None and prior == model else prior  # a combined folder records itself
     if prompt_weight is not None and prompt is None:
         raise UsageError("--prompt-weight needs --prompt.")
     if prompt is not None and not prompt.strip():
@@ -133,9 +157,9 @@ def _weights(text: str | None, count: int) -> list[float] | None:
 
 @guarded
 def interpolate(
-    items: Annotated[list[str], typer.Argument(
-        help="Two or more texts or image paths (an existing file is an image; anything else is a text).",
-        show_default=False, metavar="ITEM ITEM...")],
+    items: Annotated[Optional[list[str]], typer.Argument(
+        help="Two or more texts or image paths (an existing file is an image; anything else is a text; optional "
+        "with --from).", show_default=False, metavar="ITEM ITEM...")] = None,
     weights: Annotated[Optional[str], typer.Option(
         "--weights", help="One weight per item, comma-separated, e.g. 0.3,0.7 (default: equal weights).",
         rich_help_panel=options.GEN, show_default=False)] = None,
@@ -172,6 +196,7 @@ def interpolate(
     no_safety_checker: options.NoSafetyChecker = False,
     refresh: options.Refresh = False,
     lora: options.Lora = None,
+    from_: options.From = None,
 ) -> None:
     """Mix texts and images into one image: the prior turns each item into a CLIP image embedding, the weighted
     sum is drawn by the decoder (one PNG path per line on stdout).
@@ -180,6 +205,16 @@ def interpolate(
     --frames ./{prompt}-{seed}-{frame}.png ({frame}: 000, 001, ...) and, with --gif, ./{prompt}-{seed}.gif.
     """
     console.set_quiet(quiet)
+    (items, weights, model, prior, negative, steps, guidance, prior_steps, prior_guidance, seed, width, height,
+     scheduler, lora, tiny_vae, vae_tiling, vae_slicing) = replay.fill(
+        from_, "interpolate", {"items": replay.stored_items, "weights": _stored_weights, **_SAME_TASK}, items=items,
+        weights=weights, model=model, prior=prior, negative=negative, steps=steps, guidance=guidance,
+        prior_steps=prior_steps, prior_guidance=prior_guidance, seed=seed, width=width, height=height,
+        scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling, vae_slicing=vae_slicing)
+    prior = None if prior is not None and prior == model else prior
+    if from_ is not None and replay.given("items") and not replay.given("weights"):
+        weights = None  # the stored weights belong to the stored items
+    items = items or []
     if len(items) < 2:
         raise UsageError("interpolate needs at least two ITEMs (texts or image paths).")
     if gif and frames is None:
