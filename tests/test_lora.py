@@ -89,3 +89,12 @@ def test_uncached_hub_lora_offline_is_exit_3(cli, tiny_sd: Path, monkeypatch: py
     r = cli("gen", "a cat", "-m", tiny_sd, *BASE, "--lora", "someone/absent-lora")
     assert r.exit_code == 3, r.stderr
     assert "someone/absent-lora" in r.stderr and "pull" in r.stderr
+
+
+def test_lora_refused_by_pipelines_without_lora_support(cli, tiny_lora: Path, tmp_path: Path) -> None:
+    k22 = builders.build_kandinsky22(tmp_path / "tiny-k22")
+    r = cli("gen", "a cat", "-m", k22, "--steps", "2", "--prior-steps", "2", "-W", "32", "-H", "32",
+            "--lora", str(tiny_lora))
+    assert r.exit_code == 2, r.stderr
+    assert "--lora is not supported by KandinskyV22CombinedPipeline" in r.stderr
+    assert not list(Path().glob("*.png"))
