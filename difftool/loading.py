@@ -326,7 +326,11 @@ def unclip_prior(ref: ModelRef, folder: Path, opts: LoadOptions, dtype: Any, tas
             "the prior's folder or hub id (e.g. --prior kandinsky-community/kandinsky-2-2-prior)."
         )
     prior_ref = _prior_ref(prior_text, folder, origin)
-    prior_folder = local_folder(prior_ref, opts)
+    try:
+        prior_folder = local_folder(prior_ref, opts)
+    except ModelUnavailable as exc:
+        raise ModelUnavailable(f"{exc.message.rstrip('.')} (the prior of '{ref.label}', named by {origin}; "
+                               "--prior FOLDER uses a local copy).") from exc
     prior_cls = pipeline_class_name(prior_folder)
     if prior_cls not in UNCLIP_PRIORS:
         raise ModelUnavailable(f"The prior '{prior_ref.label}' ({origin}) is a {prior_cls or 'folder without a pipeline'}"

@@ -135,6 +135,7 @@ def test_alias_from_cache_offline_fetches_prior_too(cli, k22_split: tuple[Path, 
     place_in_cache(decoder, DECODER_ID, isolated_env)
     r = cli("gen", "a fox", "-m", "kandinsky22", *FAST)
     assert r.exit_code == 3 and PRIOR_ID in r.stderr  # decoder cached, prior not: named, no network
+    assert "the prior of 'kandinsky22'" in r.stderr and "--prior" in r.stderr
     place_in_cache(prior, PRIOR_ID, isolated_env)
     r = cli("gen", "a fox", "-m", "kandinsky22", *FAST, "--seed", "2", "-o", "k.png")
     assert r.exit_code == 0, r.stderr
