@@ -101,6 +101,10 @@ def test_gen_decoder_plus_prior_folder_equals_combined(cli, k22: Path, k22_split
     assert (pixels(Path("split.png")) == plain_combined(k22, "a red fox", 5)).all()
     m = meta(Path("split.png"))
     assert (m["model"], m["prior"], m["pipeline"]) == (str(decoder), str(prior), "KandinskyV22CombinedPipeline")
+    r = cli("gen", "--from", "split.png", "-o", "again.png")  # the prior and its settings are replayed too
+    assert r.exit_code == 0, r.stderr
+    assert (pixels(Path("again.png")) == pixels(Path("split.png"))).all()
+    assert meta(Path("again.png"))["prior"] == str(prior)
 
 
 def test_decoder_without_prior_exits_3_naming_prior_option(cli, k22_split: tuple[Path, Path]) -> None:
