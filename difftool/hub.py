@@ -169,3 +169,21 @@ def _http_status(exc: BaseException) -> int | None:
             return status
         cur = cur.__cause__ or cur.__context__
     return None
+
+
+def fetch_file(repo_id: str, filename: str, revision: str | None = None) -> Path | None:
+    """One small file of a repo (a README.md), cache first, then one bounded download; None when it cannot be had
+    (not in the repo, offline and not cached, Hub unreachable): callers treat it as optional."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
+    except Exception:  # not cached: go online below, unless offline
+        pass
+    if offline():
+        return None
+    install_timeouts()
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision))
+    except Exception:
+        return None

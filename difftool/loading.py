@@ -319,7 +319,11 @@ def unclip_prior(ref: ModelRef, folder: Path, opts: LoadOptions, dtype: Any, tas
     elif ref.spec is not None and ref.spec.prior:
         prior_text, origin = ref.spec.prior, f"the registry entry of '{ref.spec.alias}'"
     else:
-        prior_text, origin = readme_prior(folder), "README.md"
+        readme = folder / "README.md"
+        if not readme.is_file() and ref.repo_id:  # diffusers' download skips a decoder's README: fetch it
+            fetched = hub.fetch_file(ref.repo_id, "README.md", ref.revision)
+            readme = fetched if fetched is not None else readme
+        prior_text, origin = readme_prior(readme.parent), "README.md"
     if not prior_text:
         raise ModelUnavailable(
             f"Model '{ref.label}' is a Kandinsky decoder ({cls}) without a link to its prior; pass --prior with "

@@ -160,6 +160,15 @@ def test_hub_decoder_readme_names_prior_by_hub_id(cli, k22_split: tuple[Path, Pa
     assert meta(Path("f.png"))["prior"] == PRIOR_ID
 
 
+def test_hub_decoder_without_readme_offline_asks_for_prior(cli, k22_split: tuple[Path, Path], isolated_env: Path,
+                                                          offline: None) -> None:
+    place_in_cache(k22_split[0], "someone/k22-bare", isolated_env)  # README not cached: looked up, not found
+    r = cli("gen", "a fox", "-m", "someone/k22-bare", *FAST)
+    assert r.exit_code == 3 and "--prior" in r.stderr and "someone/k22-bare" in r.stderr
+    r = cli("gen", "a fox", "-m", "someone/k22-bare", "--prior", str(k22_split[1]), *FAST, "-o", "b.png")
+    assert r.exit_code == 0, r.stderr
+
+
 def test_prior_options_refused_on_non_unclip_models(cli, tiny_sd: Path, k22_split: tuple[Path, Path]) -> None:
     r = cli("gen", "a fox", "-m", str(tiny_sd), "--prior", str(k22_split[1]), "--steps", "1")
     assert r.exit_code == 2 and "--prior" in r.stderr
