@@ -252,9 +252,9 @@ class UnclipPrior:
 def readme_prior(folder: Path) -> str | None:
     """The prior a Hub decoder repo names in its README's YAML front matter (`prior: - org/name`), if any."""
     readme = folder / "README.md"
-    if not readme.is_file():
-        return None
     try:
+        if not readme.read_text(encoding="utf-8", errors="replace").lstrip().startswith("---"):
+            return None  # no YAML header (and no "metadata block not found" notice from huggingface_hub)
         from huggingface_hub import ModelCard
 
         value = ModelCard.load(readme).data.to_dict().get("prior")
