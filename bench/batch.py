@@ -15,6 +15,8 @@ def main(n: int = 16) -> dict:
     model = str(common.tiny_model())
     work = common.workdir()
     prompts = [f"a red square number {i}" for i in range(n)]
+    for sub in ("batch", "single"):
+        (work / sub).mkdir()
 
     def one_call() -> dict:
         return common.run(common.difftool("gen", "-", "-m", model, "--steps", "2", "--seed", "1", "-o",
