@@ -42,6 +42,10 @@ def main(repeats: int = 2, steps: int = 2, size: int = 256) -> dict:
     verdict = (f"per step difftool/plain: fp32 {rows[1][2]}, bf16 {rows[3][2]}; per process: fp32 {rows[1][5]}, "
                f"bf16 {rows[3][5]}; bf16 speed-up per UNet step (difftool fp32/bf16): {bf}x. CUDA: not available "
                "in this session (no GPU), not measured.")
+    best = {d: (common.ratio(res[f"difftool {d}"].get("step_s_min"), res[f"plain {d}"].get("step_s_min")),
+                common.ratio(res[f"difftool {d}"]["seconds_min"], res[f"plain {d}"]["seconds_min"])) for d in ("fp32", "bf16")}
+    verdict += (" Best-of-runs ratios (the run least disturbed by the neighbours), step / process: "
+                + ", ".join(f"{d} {b[0]} / {b[1]}" for d, b in best.items()) + ".")
     print(text + "\n\n" + verdict)
     common.save("real_arch", {"repeats": repeats, "steps": steps, "size": size, "results": res})
     return {"title": f"Real architecture: SD 1.5-shaped, random weights, {size} px, {steps} steps, CPU",

@@ -20,7 +20,7 @@ def main(large: bool = True, repeats: int = 1) -> dict:
     work = common.workdir()
 
     def gen(size: int, *flags: str):
-        name = "-".join(f.strip("-") for f in flags) or "base"
+        name = "-".join(f.strip("-") for f in flags if f.startswith("--")) or "base"
         return lambda: common.timed(["difftool", "gen", "a lighthouse", "-m", model, "--steps", "1", "--seed", "1",
                                      "-W", str(size), "-H", str(size), "-o", str(work / f"{size}-{name}.png"),
                                      "--overwrite", "-q", *flags], work)
