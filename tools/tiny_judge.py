@@ -3,7 +3,8 @@
 Given a 64x64 RGB image it reads back the four attributes of a caption:
 
 * background: the median colour of the 2-pixel border, snapped to the nearest named colour;
-* shape region: the largest 4-connected set of pixels far (RGB distance > 80) from that background;
+* shape region: the largest 4-connected set of pixels far (RGB distance > 40, half the distance
+  of the closest pair of named colours, yellow/orange) from that background;
 * colour: the most common named colour among the region's pixels (each pixel snapped to the
   nearest named colour; pixels nearest to the background colour are ignored);
 * position: the region's centroid, snapped to the nearest of the five position centres;
@@ -35,7 +36,7 @@ import tiny_data  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parent / "tiny_judge_shape.safetensors"
 PALETTE = np.array([tiny_data.COLORS[c] for c in tiny_data.COLOR_NAMES], dtype=np.float32)
-FG_THRESHOLD = 80.0
+FG_THRESHOLD = 40.0  # the closest named colours (yellow, orange) are 80.6 apart
 MIN_REGION = 25  # pixels; smaller means "no shape drawn"
 MASK_SIZE = 32
 

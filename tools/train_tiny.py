@@ -22,7 +22,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -307,8 +306,26 @@ def save_pipeline(pipe, out: Path) -> None:
     pipe.unet.to(torch.float16)
     pipe.vae.to(torch.float16)
     pipe.save_pretrained(str(out), safe_serialization=True)
+    portable(out)
+
+
+def portable(out: Path) -> None:
+    """Make a saved folder load with transformers 4.x too (pyproject allows >= 4.45), not only 5.x.
+
+    transformers 5 writes only tokenizer.json and CLIP text-encoder keys without the ``text_model.``
+    prefix; 4.x's (slow) CLIPTokenizer needs vocab.json + merges.txt and its CLIPTextModel wants the
+    prefix. 5.x still reads both.
+    """
+    from safetensors.torch import load_file, save_file
+
+    tok_dir = out / "tokenizer"
+    tiny_data.write_tokenizer_files(tok_dir)
+    te_file = out / "text_encoder" / "model.safetensors"
+    sd = load_file(str(te_file))
+    sd = {(k if k.startswith("text_model.") else "text_model." + k): v.contiguous() for k, v in sd.items()}
+    save_file(sd, str(te_file), metadata={"format": "pt"})
     # tidy the tokenizer config written by transformers 5 (keeps the 77-token limit)
-    cfg_path = out / "tokenizer" / "tokenizer_config.json"
+    cfg_path = tok_dir / "tokenizer_config.json"
     if cfg_path.exists():
         cfg = json.loads(cfg_path.read_text())
         cfg["model_max_length"] = 77
