@@ -148,10 +148,15 @@ def test_env_reports_without_tokens(cli, monkeypatch: pytest.MonkeyPatch, isolat
     assert any(line.startswith("HF cache: ") for line in human.stdout.splitlines())
 
 
-def test_shell_completion_script(cli) -> None:
-    r = cli("--show-completion", "bash")
+def test_shell_completion_script() -> None:
+    """Typer's completion script (what `--show-completion` prints once it has detected the shell)."""
+    from typer.testing import CliRunner
+
+    from difftool.cli import app
+
+    r = CliRunner().invoke(app, [], env={"_DIFFTOOL_COMPLETE": "source_bash"}, prog_name="difftool")
     assert r.exit_code == 0
-    assert "_difftool_completion" in r.stdout
+    assert "_difftool_completion" in r.stdout and "complete -o default" in r.stdout
 
 
 @pytest.mark.parametrize(("cls", "status"), [("GatedRepoError", 401), ("HfHubHTTPError", 401),
