@@ -181,6 +181,7 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
     if ref.kind == "file" and task == "upscale":
         raise ModelUnavailable(f"'{ref.path}' is a single-file checkpoint; upscalers load from a pipeline folder "
                                "or hub id (x4, x2-latent, ldm-x4).")
+    unclip = None
     if ref.kind == "file":
         if opts.prior:
             raise UsageError(f"--prior applies to unCLIP models (Kandinsky 2.1/2.2), not to checkpoint '{ref.path}'.")
