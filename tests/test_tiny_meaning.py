@@ -97,7 +97,7 @@ def test_gen_draws_the_colour_it_is_asked_for(tmp_path: Path, seed: int) -> None
     for img in (red, blue):
         assert (border_colour(img) > 180).all(), border_colour(img)  # a white background
         assert shape_region(img).sum() > 150  # a shape is drawn (a circle of radius ~12 is ~450 px)
-    # measured: red region R-B ~ +190, blue region B-R ~ +200
+    # measured (seeds 0-3): red region B-R about -181, blue region B-R about +185; regions of 570-700 px
     assert blue_minus_red(red, shape_region(red)) < -100
     assert blue_minus_red(blue, shape_region(blue)) > 100
 
@@ -108,24 +108,31 @@ def test_gen_draws_where_it_is_asked_to(tmp_path: Path) -> None:
     xs = np.arange(64)[None, :]
     cx_left = float((xs * shape_region(left)).sum() / shape_region(left).sum())
     cx_right = float((xs * shape_region(right)).sum() / shape_region(right).sum())
-    # trained centres: x = 18 (left) and 46 (right)
+    # trained centres: x = 18 (left) and 46 (right); measured (seeds 0-3): 14.6-17.5 and 44.8-45.2
     assert cx_left < 26 < 38 < cx_right, (cx_left, cx_right)
 
 
 def test_img2img_moves_the_colour_further_as_strength_grows(tmp_path: Path) -> None:
     src = scene(tmp_path / "red.png", RED, (20, 20, 44, 44))
     circle = shape_region(pixels(src))
-    prompt = "a blue circle in the center, white background"
+    src_b = blue_minus_red(pixels(src), circle)  # about -190: red
     b = {}
-    for strength in (0.2, 0.5, 0.9):
-        out = run("img2img", src, prompt, "--strength", strength, "--seed", "0", "-o", tmp_path / f"s{strength}.png")
+    for strength in (0.05, 0.15, 0.6):
+        out = run("img2img", src, "a blue circle in the center, white background", "--strength", strength,
+                  "--seed", "0", "-o", tmp_path / f"s{strength}.png")
         b[strength] = blue_minus_red(pixels(out), circle)
-    src_b = blue_minus_red(pixels(src), circle)  # -190: red
-    # measured: ...
-    # measured with the shipped weights: {0.2: 138, 0.5: 190, 0.9: 203} from -190 (this model recolours easily)
-    assert b[0.9] > 60, b  # a heavy touch makes it blue
-    assert b[0.2] <= b[0.5] + 10 <= b[0.9] + 20, (src_b, b)  # and the colour moves further as strength grows
-    assert b[0.9] - src_b > 200, (src_b, b)
+    # measured (seeds 0/1/2): 0.05 -> +85/+83/+98, 0.15 -> +149/+142/+159, 0.6 -> +185/+194/+189
+    assert src_b + 150 < b[0.05] < b[0.15] - 25 < b[0.6] - 40, (src_b, b)
+    assert b[0.6] > 150, b
+
+
+def test_img2img_with_the_prompt_of_the_picture_keeps_it(tmp_path: Path) -> None:
+    src = scene(tmp_path / "red.png", RED, (20, 20, 44, 44))
+    out = pixels(run("img2img", src, "a red circle in the center, white background", "--strength", "0.3",
+                     "--seed", "0", "-o", tmp_path / "same.png"))
+    diff = np.abs(out - pixels(src)).mean()
+    assert diff < 10, diff  # measured: ~4.6 (a blue prompt at the same strength: ~19)
+    assert blue_minus_red(out, shape_region(pixels(src))) < -150
 
 
 def test_inpaint_changes_the_masked_region_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -139,12 +146,12 @@ def test_inpaint_changes_the_masked_region_and_keeps_the_rest(tmp_path: Path) ->
     m = np.asarray(mask) > 127
     # inside the mask: a blue shape appeared where there was only white background
     drawn = shape_region(out) & m
-    assert drawn.sum() > 100, drawn.sum()
-    assert blue_minus_red(out, drawn) > 100
+    assert drawn.sum() > 100, drawn.sum()  # measured: ~560 px
+    assert blue_minus_red(out, drawn) > 100  # measured: ~+185
     # outside (away from the mask's edge, which the 16x16 latent mask blurs): the picture is unchanged
     keep = np.ones((64, 64), dtype=bool)
     keep[14 - 6:49 + 7, 34 - 6:] = False
     diff = np.abs(out - before).mean(-1)[keep]
-    assert diff.mean() < 20, diff.mean()  # measured with the shipped weights: 13.4 (VAE round trip of the rest)
+    assert diff.mean() < 10, diff.mean()  # measured (seeds 0-2): 5.9-6.0 (13.4 before the decoder learned locality)
     left_circle = shape_region(before) & keep
-    assert blue_minus_red(out, left_circle) < -120  # the red circle is still red
+    assert blue_minus_red(out, left_circle) < -120  # the red circle is still red (measured: -166)

@@ -4,6 +4,7 @@
     python tools/eval_tiny.py                                  # difftool/weights/tiny, 40 captions x 5 seeds
     python tools/eval_tiny.py --model /tmp/tiny_full --guidance 3 5 --steps 25
     python tools/eval_tiny.py --vae-only                       # judge VAE reconstructions (the VAE's ceiling)
+    python tools/eval_tiny.py --no-position-captions --train-combos   # two more suites
 
 The captions are the 40 (colour, shape, position, background) combinations that training never saw
 (``tiny_data.held_out_scenes``), each with its position stated ("a red circle on the left, blue
@@ -48,32 +49,54 @@ def load(model: Path, scheduler: str | None = None):
 
 
 @torch.no_grad()
-def generate(pipe, scenes, seeds, steps: int, guidance: float, batch: int = 40) -> list[tuple[int, int, np.ndarray]]:
+def generate(pipe, scenes, seeds, steps: int, guidance: float, batch: int = 40,
+             with_position: bool = True) -> list[tuple[int, int, np.ndarray]]:
     """(seed, scene index, image) for every seed and held-out scene."""
     out = []
     for s in seeds:
         for start in range(0, len(scenes), batch):
             chunk = list(range(start, min(start + batch, len(scenes))))
             gens = [torch.Generator().manual_seed(1000 * s + i) for i in chunk]
-            ims = pipe([tiny_data.caption(scenes[i]) for i in chunk], num_inference_steps=steps,
+            ims = pipe([tiny_data.caption(scenes[i], with_position) for i in chunk], num_inference_steps=steps,
                        guidance_scale=guidance, generator=gens, output_type="np").images
             for i, im in zip(chunk, ims):
                 out.append((s, i, (im * 255).round().clip(0, 255).astype(np.uint8)))
     return out
 
 
+def fill_ratio(img: np.ndarray) -> float | None:
+    """Shape-region area over its bounding-box area: circle 0.78, square 1.0, triangle 0.53, cross 0.64
+    when drawn sharp. A judge-free look at how crisp the shapes are (rounded squares score < 1)."""
+    _, m = tiny_judge.region_of(img)
+    if m.sum() < tiny_judge.MIN_REGION:
+        return None
+    ys, xs = np.nonzero(m)
+    return float(m.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
+
+
+def fill_line(images, scenes) -> str:
+    by: dict[str, list[float]] = {s: [] for s in tiny_data.SHAPES}
+    for img, sc in zip(images, scenes):
+        f = fill_ratio(img)
+        if f is not None:
+            by[sc.shape].append(f)
+    return ", ".join(f"{k} {np.mean(v):.2f}" for k, v in by.items() if v)
+
+
 def table(rows: list[dict]) -> str:
     head = "| setting | colour | background | position | shape | all four | n |"
     lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['setting']} | " + " | ".join(f"{100 * r[a]:.1f}%" for a in ATTRS) + f" | {r['n']} |")
+        cells = ["n/a" if r[a] is None else f"{100 * r[a]:.1f}%" for a in ATTRS]
+        lines.append(f"| {r['setting']} | " + " | ".join(cells) + f" | {r['n']} |")
     return "\n".join(lines)
 
 
 def summarize(setting: str, scored: list[dict]) -> dict:
     r = {"setting": setting, "n": len(scored)}
     for a in ATTRS:
-        r[a] = float(np.mean([s[a] for s in scored]))
+        vals = [s[a] for s in scored if s.get(a) is not None]
+        r[a] = float(np.mean(vals)) if vals else None
     return r
 
 
@@ -96,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-combos", action="store_true",
                     help="also score 40 combinations seen in training, for comparison")
+    ap.add_argument("--no-position-captions", action="store_true",
+                    help="also score the held-out combinations with captions that leave the position out")
     ap.add_argument("--vae-only", action="store_true", help="score VAE reconstructions of procedural images instead")
     ap.add_argument("--report-dir", type=Path, default=Path("/tmp/tiny_eval"))
     args = ap.parse_args(argv)
@@ -117,32 +142,41 @@ def main(argv=None) -> int:
         for name, batch in (("procedural images", imgs), ("VAE reconstructions", rec)):
             scored = [tiny_judge.score(r, s) for r, s in zip(tiny_judge.judge(batch), scenes)]
             rows.append(summarize(name, scored))
+            print(f"{name}: mean fill ratio by shape: {fill_line(batch, scenes)}")
         save_grid(list(rec[:40]), args.report_dir / "vae_recon.png")
     else:
         pipe = load(args.model, None if args.scheduler == "model" else args.scheduler)
         seeds = list(range(args.seeds))
-        suites = [("held-out", held)]
+        suites = [("held-out", held, True)]
+        if args.no_position_captions:
+            suites.append(("held-out no-position", held, False))
         if args.train_combos:
             train = tiny_data.train_scenes()
             rng = np.random.default_rng(99)
-            suites.append(("train", [train[i] for i in rng.choice(len(train), size=40, replace=False)]))
+            suites.append(("train", [train[i] for i in rng.choice(len(train), size=40, replace=False)], True))
         for steps in args.steps:
             for g in args.guidance:
-                for name, scenes in suites:
+                for name, scenes, with_pos in suites:
                     t0 = time.time()
-                    gen = generate(pipe, scenes, seeds, steps, g)
+                    gen = generate(pipe, scenes, seeds, steps, g, with_position=with_pos)
                     readings = tiny_judge.judge([im for _, _, im in gen])
                     scored = [tiny_judge.score(r, scenes[i]) for (_, i, _), r in zip(gen, readings)]
+                    if not with_pos:  # position not asked for: not scored
+                        for sc in scored:
+                            sc["position"] = None
+                            sc["all"] = sc["color"] and sc["background"] and sc["shape"]
                     setting = f"{name}, {args.scheduler}, {steps} steps, guidance {g:g}"
                     row = summarize(setting, scored)
                     row["seconds"] = round(time.time() - t0, 1)
                     rows.append(row)
+                    row["fill_ratio"] = fill_line([im for _, _, im in gen], [scenes[i] for _, i, _ in gen])
                     print(table([row]).splitlines()[-1], f"({row['seconds']}s)", flush=True)
+                    print(f"  mean fill ratio by asked shape: {row['fill_ratio']}", flush=True)
                     tag = f"{name}_{args.scheduler}_s{steps}_g{g:g}"
                     save_grid([im for s, _, im in gen if s == 0], args.report_dir / f"{tag}.png")
                     with open(args.report_dir / f"{tag}.jsonl", "w") as f:
                         for (s, i, _), r, sc in zip(gen, readings, scored):
-                            f.write(json.dumps({"seed": s, "caption": tiny_data.caption(scenes[i]),
+                            f.write(json.dumps({"seed": s, "caption": tiny_data.caption(scenes[i], with_pos),
                                                 "read": [r.color, r.shape, r.position, r.background],
                                                 **sc}) + "\n")
     print()

@@ -188,6 +188,79 @@ def vae_report(vae, path: Path, seed: int) -> None:
     Image.fromarray(np.concatenate([top, bot], axis=0)).save(path)
 
 
+def _box_masks(n: int, g: torch.Generator, size: int = 16) -> torch.Tensor:
+    """n random axis-aligned boxes (3..13 latent pixels a side) as a float mask n x 1 x size x size."""
+    m = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        h, w = (int(v) for v in torch.randint(3, 14, (2,), generator=g))
+        y, x = int(torch.randint(0, size - h + 1, (1,), generator=g)), int(torch.randint(0, size - w + 1, (1,), generator=g))
+        m[i, :, y:y + h, x:x + w] = 1.0
+    return m
+
+
+def finetune_decoder(vae, images: np.ndarray, mu: torch.Tensor, steps: int, batch: int, lr: float, seed: int):
+    """Stage 1b: teach the decoder to decode each region from its own latents (encoder frozen).
+
+    The decoder's GroupNorms see the whole latent: latents that an inpainting run changes inside its
+    mask shift the statistics and tint/blur the untouched part of the picture. Here half of each batch
+    is a composite: latents of image B pasted into those of image A inside a random box, with the
+    pixel composite (box upsampled x4) as the target. The encoder, so the latent space the UNet was
+    trained on, does not change.
+    """
+    seed_all(seed + 3)
+    g = torch.Generator().manual_seed(seed + 3)
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    log(f"decoder fine-tune (composites): {steps} steps x {batch}")
+    t0 = time.time()
+    vae.train()
+    for step in range(steps):
+        for pg in opt.param_groups:
+            pg["lr"] = lr_at(step, steps, lr, warmup=50)
+        ia = torch.randint(0, len(images), (batch,), generator=g)
+        ib = torch.randint(0, len(images), (batch,), generator=g)
+        xa, xb = to_tensor(images[ia.numpy()]), to_tensor(images[ib.numpy()])
+        m = _box_masks(batch, g) * (torch.rand(batch, 1, 1, 1, generator=g) < 0.5)
+        z = mu[ia] * (1 - m) + mu[ib] * m
+        z = z + 0.05 * torch.randn(z.shape, generator=g)  # about the encoder's posterior std
+        mp = F.interpolate(m, scale_factor=4, mode="nearest")
+        x = xa * (1 - mp) + xb * mp
+        y = vae.decode(z).sample
+        edge = (torch.diff(y, dim=-1) - torch.diff(x, dim=-1)).abs().mean() + (
+            torch.diff(y, dim=-2) - torch.diff(x, dim=-2)
+        ).abs().mean()
+        loss = (y - x).abs().mean() + F.mse_loss(y, x) + 0.5 * edge
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"decoder step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
+    vae.requires_grad_(True)
+    return vae.eval()
+
+
+@torch.no_grad()
+def locality_report(vae, seed: int) -> float:
+    """Mean error (/255) outside a pasted box when decoding composite latents: 0 for a local decoder."""
+    imgs, _, _ = tiny_data.make_dataset(64, seed=seed + 998, scenes=tiny_data.all_scenes())
+    x = to_tensor(imgs)
+    mu = vae.encode(x).latent_dist.mean
+    g = torch.Generator().manual_seed(seed + 997)
+    m = _box_masks(32, g)
+    z = mu[:32] * (1 - m) + mu[32:] * m
+    mp = F.interpolate(m, scale_factor=4, mode="nearest")
+    # compare outside the box, 4 px away from its edge
+    far = F.max_pool2d(mp, 9, stride=1, padding=4) == 0
+    y = vae.decode(z).sample.clamp(-1, 1)
+    err = (y - x[:32]).abs().mul(127.5).mean(1, keepdim=True)
+    v = float(err[far].mean())
+    log(f"VAE locality: mean error outside a pasted region {v:.2f}/255")
+    return v
+
+
 @torch.no_grad()
 def encode_all(vae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
     out = []
@@ -228,6 +301,9 @@ def train_unet(latents: torch.Tensor, token_ids: torch.Tensor, empty_ids: torch.
     ema_te = copy.deepcopy(te).requires_grad_(False)
     ema_pairs = list(zip(list(ema_unet.parameters()) + list(ema_te.parameters()), params))
 
+    if steps == 0:
+        assert init is not None, "--unet-steps 0 needs --resume"
+        return unet.eval(), te.eval(), 0
     g = torch.Generator().manual_seed(seed + 2)
     n = len(latents)
     t0 = time.time()
@@ -324,6 +400,12 @@ def portable(out: Path) -> None:
     sd = load_file(str(te_file))
     sd = {(k if k.startswith("text_model.") else "text_model." + k): v.contiguous() for k, v in sd.items()}
     save_file(sd, str(te_file), metadata={"format": "pt"})
+    # no trace of the training machine's paths (a resumed run records where it loaded from)
+    for sub in ("unet", "vae", "text_encoder"):
+        c = out / sub / "config.json"
+        cfg = json.loads(c.read_text())
+        if cfg.pop("_name_or_path", None) is not None:
+            c.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     # tidy the tokenizer config written by transformers 5 (keeps the 77-token limit)
     cfg_path = tok_dir / "tokenizer_config.json"
     if cfg_path.exists():
@@ -370,6 +452,11 @@ def main(argv=None) -> int:
     ap.add_argument("--vae-steps", type=int, default=1800)
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--decoder-steps", type=int, default=800,
+                    help="stage 1b: decoder fine-tune on composite latents (encoder frozen)")
+    ap.add_argument("--decoder-lr", type=float, default=3e-4)
+    ap.add_argument("--finetune-decoder", action="store_true",
+                    help="with --resume: run stage 1b on the resumed VAE")
     ap.add_argument("--unet-steps", type=int, default=4000)
     ap.add_argument("--unet-batch", type=int, default=32)
     ap.add_argument("--unet-lr", type=float, default=5e-4)
@@ -384,7 +471,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse-vae", action="store_true", help="load the VAE from --work instead of training it")
     args = ap.parse_args(argv)
     if args.quick:
-        args.n_images, args.vae_steps, args.unet_steps = 2000, 100, 100
+        args.n_images, args.vae_steps, args.decoder_steps, args.unet_steps = 2000, 100, 30, 100
 
     torch.set_num_threads(args.threads)
     seed_all(args.seed)
@@ -418,10 +505,14 @@ def main(argv=None) -> int:
     else:
         vae = train_vae(images, args.vae_steps, args.vae_batch, args.vae_lr, args.seed)
         vae.save_pretrained(str(vae_path))
+    mu = encode_all(vae, images)
+    if args.decoder_steps > 0 and (args.resume is None or args.finetune_decoder):
+        locality_report(vae, args.seed)
+        vae = finetune_decoder(vae, images, mu, args.decoder_steps, args.vae_batch, args.decoder_lr, args.seed)
     t_vae = time.time() - t_start
     vae_report(vae, args.work / "vae_recon.png", args.seed)
+    info_locality = locality_report(vae, args.seed)
 
-    mu = encode_all(vae, images)
     scale = float(vae.config.scaling_factor) if args.resume is not None else float(1.0 / mu.std())
     vae.register_to_config(scaling_factor=scale)
     latents = mu * scale
@@ -452,6 +543,7 @@ def main(argv=None) -> int:
         "seconds_total": round(total),
         "unet_steps_done": trained_steps,
         "scaling_factor": scale,
+        "vae_locality_err": info_locality,
         "params": {"vae": n_params(vae), "unet": n_params(unet), "text_encoder": n_params(te)},
         "args": {k: str(v) for k, v in vars(args).items()},
     }
