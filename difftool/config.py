@@ -3,8 +3,7 @@
 Commands ask `lookup()` for every defaultable setting. The config file is TOML (`config_path()`:
 `$DIFFTOOL_CONFIG`, else `config.toml` in the platform's user config folder) with top-level keys
 named like the long flags and `[models.ALIAS]` tables of per-model overrides; a per-model value wins
-over a top-level one. The model is the one `use_model()` was last told about (commands/common.py's
-`resolve_model` tells it), or the `model=` argument of `lookup`.
+over a top-level one for the model given as `lookup(..., model=)`.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ def lookup(
 ) -> T | None:
     """The effective value of a setting: the flag if given, else the environment, else the config file
     (the model's `[models.X]` table, then the top level), else `default`."""
-    return explain(key, flag, default, cast, model)[0]
+    return explain(key, flag, default, cast, model=model)[0]
 
 
 def explain(
@@ -46,7 +45,7 @@ def explain(
             return cast(raw), f"env {env_name(key)}"
         except ValueError as exc:
             raise UsageError(f"Environment variable {env_name(key)}={raw!r} is not a valid {key}.") from exc
-    found = file_value(key, model if model is not None else _active["model"])
+    found = file_value(key, model)
     if found is not None:
         return found
     return default, "default"
@@ -87,8 +86,8 @@ SETTINGS: dict[str, tuple[type, ...]] = {
 #: Keys that make no sense per model.
 GLOBAL_ONLY = {"model", "upscaler"}
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", list: "a list", bool: "true or false"}
-_active: dict[str, Any] = {"model": None}
 _cache: dict[str, Any] = {}
+"""The parsed file, kept while its (path, mtime, size) stay the same: a memo, not per-run state."""
 
 
 def config_path() -> Path:
@@ -99,11 +98,6 @@ def config_path() -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("difftool", appauthor=False)) / "config.toml"
-
-
-def use_model(ref: Any) -> None:
-    """Remember the model of this command, for the `[models.X]` tables (None forgets it)."""
-    _active["model"] = ref
 
 
 def _norm(key: str) -> str:

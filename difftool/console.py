@@ -1,39 +1,32 @@
 """Everything the user reads that is not a result: logs, warnings, progress bars, all on stderr.
 
-stdout is reserved for results (paths or JSON lines), so `difftool gen ... | xargs` always works.
+stdout is reserved for results (paths or JSON lines), so `difftool gen ... | xargs` always works. `Console` is
+one command's stderr (its `-q` decides what shows); `error`, `warn` and the result writers hold no state.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
-
-_state = {"quiet": False}
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from rich.console import Console as RichConsole
 
 
-def set_quiet(quiet: bool) -> None:
-    _state["quiet"] = quiet
-
-
-def info(message: str) -> None:
-    """A progress/log line; silenced by -q."""
-    if not _state["quiet"]:
-        err.print(message, markup=False)
+def _stderr() -> RichConsole:
+    # made per call: the streams may be swapped (tests, redirections), and Rich reads sys.stderr at creation
+    return RichConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """A warning; shown even with -q."""
-    err.print(f"warning: {message}", style="yellow", markup=False)
+    _stderr().print(f"warning: {message}", style="yellow", markup=False)
 
 
 def error(message: str) -> None:
-    err.print(f"error: {message}", style="bold red", markup=False)
+    _stderr().print(f"error: {message}", style="bold red", markup=False)
 
 
 def result(line: str) -> None:
@@ -43,25 +36,40 @@ def result(line: str) -> None:
 
 
 def result_json(record: dict[str, Any]) -> None:
-    result(json.dumps(record, ensure_ascii=False, default=str))
+    """One JSON result line: strict JSON (no NaN/Infinity, which strict parsers reject)."""
+    result(json.dumps(record, ensure_ascii=False, default=str, allow_nan=False))
 
 
-def bars_enabled() -> bool:
-    """Progress bars only for a person watching a terminal."""
-    return not _state["quiet"] and err.is_terminal
+class Console:
+    """One command's stderr: info lines and progress bars unless quiet; implements the engine's Reporter."""
 
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.err = _stderr()
 
-@contextmanager
-def step_bar(description: str, total: int) -> Iterator[Any]:
-    """A Rich progress bar on stderr; yields a function advancing it one step (a no-op when disabled)."""
-    if not bars_enabled():
-        yield lambda: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    def info(self, message: str) -> None:
+        """A progress/log line; silenced by -q."""
+        if not self.quiet:
+            self.err.print(message, markup=False)
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False,
-    ) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda: progress.advance(task)
+    def warn(self, message: str) -> None:
+        warn(message)
+
+    def bars_enabled(self) -> bool:
+        """Progress bars only for a person watching a terminal."""
+        return not self.quiet and self.err.is_terminal
+
+    @contextmanager
+    def progress(self, label: str, total: int) -> Iterator[Callable[[], None] | None]:
+        """A Rich progress bar on stderr; yields a function advancing it one step (None when disabled)."""
+        if not self.bars_enabled():
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.err, transient=False,
+        ) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda: bar.advance(task)

@@ -46,6 +46,18 @@ def how_to_get(repo_id: str) -> str:
     return f"fetch it while online (`difftool pull {repo_id}`), or pass a local folder or file with --model PATH"
 
 
+def require_cached_offline(repo_id: str, revision: str | None = None) -> None:
+    """With HF_HUB_OFFLINE, a pipeline missing from the cache fails now, from huggingface_hub's cache index
+    alone: no torch or diffusers import (seconds) before saying so."""
+    if not offline():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo_id, "model_index.json", revision=revision), str):
+        raise ModelUnavailable(f"Model '{repo_id}' is not in the local cache and HF_HUB_OFFLINE is set; "
+                               f"{how_to_get(repo_id)}.")
+
+
 def fetch_pipeline(
     repo_id: str,
     revision: str | None = None,

@@ -3,7 +3,8 @@
 Every command that reads an image goes through here, so odd inputs are handled once: alpha and
 palette modes, 16-bit and float PNG/TIFF, JPEG/WebP, EXIF-rotated photos. A file whose header claims
 more pixels than `max_pixels()` is refused before anything is decoded (a decompression bomb).
-Errors are UsageError naming the file (exit 2). PIL and numpy are imported inside the functions.
+Errors are InputError naming the file (exit 2): one bad input among several is reported and skipped.
+PIL and numpy are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from difftool.errors import UsageError
+from difftool.errors import InputError, UsageError
 
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 9459 x 9459 px).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -70,54 +71,57 @@ class ImageInfo:
         return self.path.stem
 
 
-def _open(path: Path) -> Any:
-    """Image.open with our pixel limit; UsageError naming the file for anything unreadable."""
+def _open(path: Path | Any, what: str = "Input image") -> Any:
+    """Image.open with our pixel limit; UsageError naming the file for anything unreadable. `path` may also be
+    a binary file object (inline request bytes), named `what` in errors."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError
 
     limit = max_pixels()
-    if not path.exists():
-        raise UsageError(f"Input image '{path}' does not exist.")
-    if path.is_dir():
-        raise UsageError(f"Input image '{path}' is a folder, not an image file.")
+    shown = f"{what} '{path}'" if isinstance(path, Path) else f"The {what.lower()}"
+    if isinstance(path, Path):
+        if not path.exists():
+            raise InputError(f"{shown} does not exist.")
+        if path.is_dir():
+            raise InputError(f"{shown} is a folder, not an image file.")
     Image.MAX_IMAGE_PIXELS = None  # our own check below, from the header, names the size
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _bomb(path, None, limit) from None
+        raise _bomb(shown, None, limit) from None
     except UnidentifiedImageError:
-        raise UsageError(f"Input '{path}' is not an image (or not a format Pillow can read).") from None
+        raise InputError(f"{shown} is not an image (or not a format Pillow can read).") from None
     except OSError as exc:
-        raise UsageError(f"Input image '{path}' cannot be read: {exc.strerror or exc}.") from None
+        raise InputError(f"{shown} cannot be read: {exc.strerror or exc}.") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit  # Pillow's checks on anything it opens later use the same bound
     if im.width * im.height > limit:
         im.close()
-        raise _bomb(path, (im.width, im.height), limit)
+        raise _bomb(shown, (im.width, im.height), limit)
     return im
 
 
-def _bomb(path: Path, size: tuple[int, int] | None, limit: int) -> UsageError:
+def _bomb(shown: str, size: tuple[int, int] | None, limit: int) -> InputError:
     what = f"{size[0]}x{size[1]} pixels exceed" if size else "its size exceeds"
-    return UsageError(
-        f"Input image '{path}' is refused: {what} the limit of {limit} pixels (a decompression bomb?); "
+    return InputError(
+        f"{shown} is refused: {what} the limit of {limit} pixels (a decompression bomb?); "
         f"raise {MAX_PIXELS_ENV} if you trust it."
     )
 
 
-def probe(path: str | Path) -> ImageInfo:
+def probe(path: str | Path, what: str = "Input image") -> ImageInfo:
     """Check that `path` is a readable image of acceptable size, reading only its header."""
     p = Path(path).expanduser()
-    im = _open(p)
+    im = _open(p, what)
     try:
         width, height = im.width, im.height
         orientation = _orientation(im)
         if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: report the size as displayed
             width, height = height, width
-        return ImageInfo(p, width, height, im.format or "?", im.mode)
+        return ImageInfo(p, width, height, format=im.format or "?", mode=im.mode)
     finally:
         im.close()
 
@@ -129,22 +133,33 @@ def _orientation(im: Any) -> int:
         return 1
 
 
-def load(path: str | Path, mode: str = "RGB", background: tuple[int, int, int] = (255, 255, 255)) -> Any:
+def load(path: str | Path, mode: str = "RGB", background: tuple[int, int, int] = (255, 255, 255),
+         what: str = "Input image") -> Any:
     """The image at `path`, fully decoded, upright (EXIF orientation applied), as 8-bit `mode` ("RGB" or "L").
 
     Transparent pixels (alpha, palette or `tRNS` transparency) are composited onto `background`;
     16-bit and float images are scaled down to 8 bits rather than clipped.
     """
+    p = Path(path).expanduser()
+    return _decode(_open(p, what), f"{what} '{p}'", mode, background)
+
+
+def load_bytes(data: bytes, what: str, mode: str = "RGB", background: tuple[int, int, int] = (255, 255, 255)) -> Any:
+    """`load` for an image given as bytes (a request's inline image), named `what` in errors."""
+    import io
+
+    return _decode(_open(io.BytesIO(data), what), f"The {what}", mode, background)
+
+
+def _decode(im: Any, shown: str, mode: str, background: tuple[int, int, int]) -> Any:
     from PIL import Image, ImageOps
 
-    p = Path(path).expanduser()
-    im = _open(p)
     try:
         try:
             im.load()
             im = ImageOps.exif_transpose(im) or im
         except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
-            raise UsageError(f"Input image '{p}' is damaged and cannot be decoded: {exc}.") from None
+            raise InputError(f"{shown} is damaged and cannot be decoded: {exc}.") from None
         im = _to_8bit(im)
         if im.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in im.info:
             im = im.convert("RGBA")
@@ -188,7 +203,7 @@ def round_to(value: float, multiple: int) -> int:
 
 
 def fit_size(
-    width: int, height: int, want_w: int | None, want_h: int | None, max_area: int | None, multiple: int = 8,
+    width: int, height: int, want_w: int | None, want_h: int | None, *, max_area: int | None, multiple: int = 8,
 ) -> tuple[int, int]:
     """The size to work at for an input of `width` x `height`.
 

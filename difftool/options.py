@@ -49,18 +49,21 @@ Refresh = Annotated[
                        rich_help_panel=MODEL),
 ]
 Negative = Annotated[Optional[str], typer.Option("--negative", help="Negative prompt.", rich_help_panel=GEN)]
-Steps = Annotated[Optional[int], typer.Option("--steps", min=1, help="Denoising steps (default: the model's).",
+Steps = Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (default: the model's).",
                                               rich_help_panel=GEN, show_default=False)]
-Guidance = Annotated[Optional[float], typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale.",
+Guidance = Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance scale.",
                                                    rich_help_panel=GEN, show_default=False)]
-Seed = Annotated[Optional[int], typer.Option("--seed", min=0, max=2**63 - 1,
+Seed = Annotated[Optional[int], typer.Option("--seed",
                                              help="Seed of the first image; image i uses seed+i. Default: random.",
                                              rich_help_panel=GEN, show_default=False)]
-Width = Annotated[Optional[int], typer.Option("--width", "-W", min=8, help="Width in pixels (multiple of 8).",
+Width = Annotated[Optional[int], typer.Option("--width", "-W", help="Width in pixels (multiple of 8).",
                                               rich_help_panel=GEN, show_default=False)]
-Height = Annotated[Optional[int], typer.Option("--height", "-H", min=8, help="Height in pixels (multiple of 8).",
+Height = Annotated[Optional[int], typer.Option("--height", "-H", help="Height in pixels (multiple of 8).",
                                                rich_help_panel=GEN, show_default=False)]
-NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="Images per prompt.", rich_help_panel=GEN)]
+MaxPixels = Annotated[Optional[int], typer.Option(
+    "--max-pixels", help="Allow images up to this many pixels (width x height; default 16777216 = 4096x4096): the "
+    "limit keeps a typo from filling memory.", rich_help_panel=GEN, show_default=False)]
+NumImages = Annotated[int, typer.Option("--num-images", "-n", help="Images per prompt.", rich_help_panel=GEN)]
 Scheduler = Annotated[
     Optional[str],
     typer.Option("--scheduler", help="euler, euler-a, ddim, dpm++2m, dpm++2m-karras, unipc, lcm, ... "
@@ -112,7 +115,7 @@ Grid = Annotated[bool, typer.Option("--grid", help="Also write one contact sheet
 
 Strength = Annotated[
     Optional[float],
-    typer.Option("--strength", min=0.0, max=1.0, help="How much to change the input, 0..1 (img2img default: the "
+    typer.Option("--strength", help="How much to change the input, 0..1 (img2img default: the "
                  "model's, e.g. 0.6; inpaint: the pipeline's, 1.0 = repaint the masked area fully).",
                  rich_help_panel=GEN, show_default=False),
 ]
@@ -124,9 +127,9 @@ Prior = Annotated[
                  "for a decoder folder that does not name its prior. Default: the model's own.", rich_help_panel=UNCLIP,
                  show_default=False),
 ]
-PriorSteps = Annotated[Optional[int], typer.Option("--prior-steps", min=1, help="Kandinsky prior denoising steps "
+PriorSteps = Annotated[Optional[int], typer.Option("--prior-steps", help="Kandinsky prior denoising steps "
                                                    "(default: the model's, 25).", rich_help_panel=UNCLIP,
                                                    show_default=False)]
-PriorGuidance = Annotated[Optional[float], typer.Option("--prior-guidance", min=0.0, help="Kandinsky prior guidance "
+PriorGuidance = Annotated[Optional[float], typer.Option("--prior-guidance", help="Kandinsky prior guidance "
                                                         "scale (default: the model's, 4).", rich_help_panel=UNCLIP,
                                                         show_default=False)]

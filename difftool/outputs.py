@@ -19,6 +19,8 @@ from typing import Any
 from difftool.errors import UsageError
 
 TEMPLATE_FIELDS = ("seed", "index", "prompt", "model", "date")
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
 DEFAULT_TEMPLATE = "{prompt}-{seed}.png"
 
 
@@ -53,26 +55,57 @@ class OutputPlan:
             return str(p / self.default_template), False
         return str(p), True
 
+    @property
+    def to_stdout(self) -> bool:
+        """`-o -`: the one PNG goes to stdout (for a pipe), not to a file."""
+        return self.target == "-"
+
     def validate(self, total: int | None = None) -> None:
-        """Check the template and folders now, so a typo fails before a model loads."""
+        """Check the whole plan now, so that a typo fails before a model loads (exit 2): the template's fields and
+        format, the suffix, a name the file system takes, a folder that exists (or can be made) and is writable."""
+        if self.to_stdout:
+            import sys
+
+            if (total or 1) != 1:
+                raise UsageError(f"-o - writes one PNG to stdout, but this makes {total} images; name a file or folder.")
+            if sys.stdout.isatty():
+                raise UsageError("-o - would write PNG bytes to the terminal; redirect stdout to a file or a pipe.")
+            return
+        raw = Path(self.target).expanduser() if self.target else None
+        if raw is not None and raw.exists() and not (raw.is_file() or raw.is_dir()):
+            raise UsageError(f"Output '{self.target}' is not a regular file or a folder; name a .png file or a folder.")
         template, explicit = self._template
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-        for name in names:
+        try:
+            parts = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise UsageError(f"Output template '{self.target}' is not valid: {exc}.") from None
+        for _, name, spec, _ in parts:
+            if name is None:
+                continue
             if name not in self.fields:
                 raise UsageError(
                     f"Unknown field '{{{name}}}' in output template; use {', '.join('{' + f + '}' for f in self.fields)}."
                 )
-        sample = self._render(template, {f: "x" for f in self.fields})
+            if any(int(n) > NAME_MAX for n in re.findall(r"\d+", spec or "")):
+                raise UsageError(f"Output template field '{{{name}:{spec}}}' would make a name longer than the file "
+                                 f"system takes ({NAME_MAX} bytes).")
+        try:
+            sample = self._render(template, {**{f: "x" * 8 for f in self.fields}, "seed": 2**63 - 1, "index": 99999})
+        except (ValueError, KeyError, IndexError) as exc:
+            raise UsageError(f"Output template '{self.target}' cannot be used: {exc}.") from None
         if sample.suffix.lower() not in ("", ".png"):
             raise UsageError(f"Output '{self.target}' must be a .png file: difftool writes PNG images.")
-        if explicit:
-            parent = sample.parent
-            if not parent.is_dir():
-                raise UsageError(f"Output folder '{parent}' does not exist.")
-            if not os.access(parent, os.W_OK):
-                raise UsageError(f"Output folder '{parent}' is not writable.")
-            if (total or 1) == 1 and sample.exists() and not self.overwrite:
-                raise UsageError(f"Output file '{sample}' exists; pass --overwrite or choose another name.")
+        if len(sample.name.encode()) + 12 > NAME_MAX:  # room for `-N` and the temporary name's parts
+            raise UsageError(f"Output name '{sample.name[:40]}...' is too long for the file system ({NAME_MAX} bytes).")
+        folder = _existing_ancestor(sample.parent)
+        if explicit and folder != sample.parent.resolve():
+            raise UsageError(f"Output folder '{sample.parent}' does not exist.")
+        if not folder.is_dir():
+            raise UsageError(f"Output folder '{folder}' is not a folder.")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"Output folder '{folder}' is not writable.")
+        if explicit and (total or 1) == 1 and sample.exists() and not self.overwrite:
+            raise UsageError(f"Output file '{sample}' exists; pass --overwrite or choose another name.")
 
     @staticmethod
     def _render(template: str, values: dict[str, Any]) -> Path:
@@ -96,6 +129,21 @@ class OutputPlan:
             path = next_free(path, self._used)
         self._used.add(path)
         return path, fresh
+
+
+def _existing_ancestor(folder: Path) -> Path:
+    """The folder itself if it exists, else its nearest existing parent (where the missing ones will be made)."""
+    current = folder.resolve()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def file_mode() -> int:
+    """The mode the user's umask gives a new file (tempfile's 0600 is for secrets, not pictures)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def next_free(path: Path, taken: set[Path] = frozenset()) -> Path:  # type: ignore[assignment]
@@ -122,6 +170,7 @@ def write_with(write: Any, path: Path, overwrite: bool = False, fresh: bool = Fa
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         if overwrite:

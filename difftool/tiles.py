@@ -80,6 +80,7 @@ def blend_rows(
     height: int,
     tile: int,
     overlap: int,
+    *,
     scale: int,
     process: Callable[[Tile], Any],
 ) -> Iterator[Any]:

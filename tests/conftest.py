@@ -91,3 +91,40 @@ def pixels(path: Path):
 def tiny_x4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight StableDiffusionUpscalePipeline folder (x4)."""
     return builders.build_x4_upscaler(tmp_path_factory.mktemp("models") / "tiny-x4")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread (modules opt in with `pytestmark`): on a shared, loaded CPU, torch's thread pool makes
+    these tiny models ~50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def k22(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny combined Kandinsky 2.2 (KandinskyV22CombinedPipeline) folder."""
+    return builders.build_kandinsky22(tmp_path_factory.mktemp("models") / "tiny-k22")
+
+
+@pytest.fixture(scope="session")
+def k22_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(decoder folder, prior folder) with the same weights as `k22`."""
+    root = tmp_path_factory.mktemp("models")
+    return builders.build_kandinsky22_split(root / "tiny-k22-decoder", root / "tiny-k22-prior")
+
+
+@pytest.fixture(scope="session")
+def red(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64 px red image with a blue square: an input for variations and interpolation."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("inputs") / "red.png"
+    im = Image.new("RGB", (64, 64), (200, 40, 30))
+    im.paste((30, 40, 200), (16, 16, 48, 48))
+    im.save(path)
+    return path

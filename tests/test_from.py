@@ -183,11 +183,6 @@ def test_img2img_lora_and_grid(cli, tiny_sd: Path, tmp_path: Path) -> None:
 KFAST = ("--steps", "2", "--prior-steps", "2", "-W", "32", "-H", "32")
 
 
-@pytest.fixture(scope="module")
-def k22(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return builders.build_kandinsky22(tmp_path_factory.mktemp("models") / "tiny-k22")
-
-
 def test_variation_rerun_same_pixels(cli, k22: Path, tmp_path: Path) -> None:
     src = noise_png(tmp_path / "photo.png")
     r = cli("variation", src, "-m", k22, *KFAST, "--seed", "2", "--prompt", "red", "--prompt-weight", "0.4",

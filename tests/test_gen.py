@@ -192,12 +192,12 @@ def test_option_the_pipeline_does_not_take_is_refused(cli, tmp_path: Path) -> No
 
 
 def test_debug_shows_the_traceback(cli, tiny_sd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import difftool.tasks.common as common
+    import difftool.tasks.gen as gen
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(common, "run_pipe", boom)
+    monkeypatch.setattr(gen, "call", boom)
     r = cli("gen", "a cat", "-m", tiny_sd, "-o", "b.png")
     assert r.exit_code == 1
     assert "kaboom" in r.stderr and "Traceback" not in r.stderr
@@ -214,7 +214,7 @@ def test_progress_bar_on_a_terminal_only(cli, tiny_sd: Path, monkeypatch: pytest
     from difftool import console
 
     buffer = io.StringIO()
-    monkeypatch.setattr(console, "err", Console(file=buffer, force_terminal=True, width=100))
+    monkeypatch.setattr(console, "_stderr", lambda: Console(file=buffer, force_terminal=True, width=100))
     r = cli("gen", "a cat", "-m", tiny_sd, "--steps", "3", "--seed", "1", "-o", "bar.png")
     assert r.exit_code == 0
     assert "3/3" in buffer.getvalue() and "image 1/1 seed 1" in buffer.getvalue()

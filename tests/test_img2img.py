@@ -12,16 +12,7 @@ import pytest
 from conftest import pixels, place_in_cache, png_text
 from PIL import Image
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared, loaded CPU, torch's thread pool makes these tiny models ~50x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise_image(path: Path, width: int = 64, height: int = 48, seed: int = 0, mode: str = "RGB", **save) -> Path:
@@ -220,17 +211,10 @@ def test_scheduler_and_negative_are_passed(cli, tiny_sd: Path, tmp_path: Path) -
     assert rec["path"] == str(Path("out") / "a-0.png")
 
 
-@pytest.fixture(scope="session")
-def tiny_kandinsky(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import builders
-
-    return builders.build_kandinsky22(tmp_path_factory.mktemp("models") / "tiny-k22")
-
-
-def test_kandinsky_img2img_keeps_the_orientation(cli, tiny_kandinsky: Path, tmp_path: Path) -> None:
+def test_kandinsky_img2img_keeps_the_orientation(cli, k22: Path, tmp_path: Path) -> None:
     """diffusers 0.42's Kandinsky img2img hands (width, height) to preprocess(image, height, width); difftool
     undoes the swap, so a landscape input stays landscape."""
-    r = cli("img2img", noise_image(tmp_path / "wide.png", 64, 48), "a cat", "-m", tiny_kandinsky, "--steps", "2",
+    r = cli("img2img", noise_image(tmp_path / "wide.png", 64, 48), "a cat", "-m", k22, "--steps", "2",
             "--seed", "1", "--prior-steps", "2", "--prior-guidance", "2", "--json")
     assert r.exit_code == 0, r.stderr
     rec = json.loads(r.stdout)
@@ -243,10 +227,10 @@ def test_prior_options_are_refused_on_stable_diffusion(cli, tiny_sd: Path, tmp_p
     assert r.exit_code == 2 and "--prior-steps is not accepted" in r.stderr
 
 
-def test_kandinsky_without_an_inpainting_decoder_is_exit_3(cli, tiny_kandinsky: Path, tmp_path: Path) -> None:
+def test_kandinsky_without_an_inpainting_decoder_is_exit_3(cli, k22: Path, tmp_path: Path) -> None:
     from test_inpaint import mask_image
 
-    r = cli("inpaint", noise_image(tmp_path / "a.png"), mask_image(tmp_path / "m.png"), "x", "-m", tiny_kandinsky,
+    r = cli("inpaint", noise_image(tmp_path / "a.png"), mask_image(tmp_path / "m.png"), "x", "-m", k22,
             "--steps", "2")
     assert r.exit_code == 3 and "inpainting decoder" in r.stderr  # (loading.py's check, before any pipeline call)
 

@@ -12,16 +12,7 @@ from conftest import pixels, png_text
 from PIL import Image
 from test_img2img import noise_image
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared, loaded CPU, torch's thread pool makes these tiny models ~50x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mask_image(path: Path, width: int = 64, height: int = 48, box=(16, 8, 48, 40), alpha: bool = False) -> Path:

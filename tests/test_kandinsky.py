@@ -21,28 +21,6 @@ PRIOR_ID = "kandinsky-community/kandinsky-2-2-prior"
 FAST = ("--steps", "2", "--prior-steps", "2", "-W", "32", "-H", "32")
 
 
-@pytest.fixture(scope="session")
-def k22(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Combined KandinskyV22CombinedPipeline folder."""
-    return builders.build_kandinsky22(tmp_path_factory.mktemp("models") / "tiny-k22")
-
-
-@pytest.fixture(scope="session")
-def k22_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(decoder folder, prior folder) with the same weights as `k22`."""
-    root = tmp_path_factory.mktemp("models")
-    return builders.build_kandinsky22_split(root / "tiny-k22-decoder", root / "tiny-k22-prior")
-
-
-@pytest.fixture(scope="session")
-def red(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from PIL import Image
-
-    path = tmp_path_factory.mktemp("inputs") / "red.png"
-    im = Image.new("RGB", (64, 64), (200, 40, 30))
-    im.paste((30, 40, 200), (16, 16, 48, 48))
-    im.save(path)
-    return path
 
 
 @pytest.fixture
@@ -188,7 +166,7 @@ def test_scheduler_reaches_the_decoder(cli, k22: Path) -> None:
 # ---- memory switches -------------------------------------------------------------------------------------------
 
 def test_vae_tiling_tiles_movq(cli, k22: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from difftool import movq
+    from difftool.loading import movq
 
     monkeypatch.setattr(movq, "TILE_LATENT", 8)  # 32 px -> 16x16 latents: 3x3 overlapping tiles
     r = cli("gen", "a red fox", "-m", str(k22), *FAST, "--seed", "5", "--vae-tiling", "-o", "tiled.png")

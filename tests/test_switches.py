@@ -31,7 +31,8 @@ def recorded(path: Path) -> dict:
 
 def load(folder: Path, **opts):
     from difftool import references
-    from difftool.loading import LoadOptions, load_pipeline
+    from difftool.loading import LoadOptions
+    from difftool.loading import load as load_pipeline
 
     return load_pipeline(references.resolve(str(folder)), "text2img", LoadOptions(**opts)).pipe
 
@@ -114,12 +115,13 @@ def test_cpu_threads_follow_difftool_threads_and_usable_cores(monkeypatch: pytes
 
     import torch
 
-    from difftool.loading import cpu_threads
+    from difftool import config
+    from difftool.loading.setup import cpu_threads
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.setenv("DIFFTOOL_THREADS", "1")
-        assert cpu_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("DIFFTOOL_THREADS", "1")  # what the CLI hands the engine
+        assert cpu_threads(config.lookup("threads", None, None, int)) == 1 and torch.get_num_threads() == 1
         monkeypatch.delenv("DIFFTOOL_THREADS")
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         monkeypatch.delenv("MKL_NUM_THREADS", raising=False)

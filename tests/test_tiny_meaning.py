@@ -37,15 +37,7 @@ def _cli_or_skip(command: str):
     return cli.app
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared, loaded CPU, torch's thread pool makes these small models much slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(command: str, *args) -> Path:

@@ -13,16 +13,7 @@ from conftest import pixels, place_in_cache, png_text
 from PIL import Image
 from test_img2img import noise_image
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared, loaded CPU, torch's thread pool makes these tiny models ~50x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")

@@ -1,35 +1,78 @@
-"""Helpers every command uses: the error guard, stdin expansion, and cheap validation of shared options."""
+"""Helpers every command uses: the error guard (exit codes, signals) and reading items from stdin."""
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import typer
 
-from difftool import config, console, devices, registry
+from difftool import config, console
 from difftool.errors import ExitCode, UsageError, explain
 
 F = TypeVar("F", bound=Callable[..., Any])
-state: dict[str, bool] = {"debug": False}
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C (temporary files removed), then exits 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _debug() -> bool:
+    try:  # the root callback keeps --debug on the Click context
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover
+        from click import get_current_context
+
+    ctx = get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(getattr(root, "obj", None) and root.obj.get("debug")) or config.truthy("DIFFTOOL_DEBUG")
+
+
+@contextmanager
+def _signals() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise Terminated in the main thread while a command runs (then the old handlers return)."""
+    def handler(signum: int, _frame: Any) -> None:
+        raise Terminated(signum)
+
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    try:
+        old = {s: signal.signal(s, handler) for s in wanted}
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        old = {}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def guarded(fn: F) -> F:
-    """Run a command body: DifftoolError -> message + its exit code; Ctrl-C -> 130; bugs -> exit 1."""
+    """Run a command body: DifftoolError -> message + its exit code; Ctrl-C -> 130; SIGTERM/SIGHUP -> 143/129;
+    bugs -> exit 1 (traceback with --debug)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = state["debug"] or config.truthy("DIFFTOOL_DEBUG")
+        debug = _debug()
         try:
-            return fn(*args, **kwargs)
+            with _signals():
+                return fn(*args, **kwargs)
         except typer.Exit:
             raise
         except KeyboardInterrupt:
             console.error("interrupted.")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except Terminated as exc:
+            console.error(f"stopped by {signal.Signals(exc.signum).name}.")
+            raise typer.Exit(128 + exc.signum) from None
         except Exception as exc:  # the one place errors become exit codes
             known = explain(exc)
             if debug:
@@ -44,67 +87,28 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def read_lines(items: list[str], what: str) -> list[str]:
-    """Expand `-` into the non-empty lines of stdin."""
+def read_lines(items: list[str] | None, what: str, say: Any = None, skipped: list[int] | None = None) -> list[str]:
+    """Expand `-` into the non-empty lines of stdin. A line that is not UTF-8 is reported by number, skipped, and
+    its number added to `skipped` (the command then exits 2 at the end, like for other bad inputs)."""
     out: list[str] = []
-    for item in items:
-        if item == "-":
-            if sys.stdin.isatty():
-                console.info(f"reading {what} from stdin, one per line (Ctrl-D to end)")
-            out.extend(line.strip() for line in sys.stdin if line.strip())
-        else:
+    for item in items or []:
+        if item != "-":
             out.append(item)
+            continue
+        if sys.stdin.isatty() and say is not None:
+            say.info(f"reading {what} from stdin, one per line (Ctrl-D to end)")
+        raw = getattr(sys.stdin, "buffer", None)
+        lines = raw if raw is not None else (line.encode() for line in sys.stdin)
+        for number, line in enumerate(lines, 1):
+            try:
+                text = line.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                console.error(f"stdin line {number} is not UTF-8 text; skipped.")
+                if skipped is not None:
+                    skipped.append(number)
+                continue
+            if text:
+                out.append(text)
     if not out:
         raise UsageError(f"No {what} given.")
     return out
-
-
-def check_size(width: int | None, height: int | None) -> None:
-    for flag, value in (("--width", width), ("--height", height)):
-        if value is not None and value % 8:
-            raise UsageError(f"{flag} {value} is not a multiple of 8.")
-
-
-def load_options(
-    device: str | None,
-    dtype: str | None,
-    allow_pickle: bool = False,
-    no_safety_checker: bool = False,
-    refresh: bool = False,
-    offload: str | None = None,
-    vae_tiling: bool = False,
-    vae_slicing: bool = False,
-    compile: bool = False,
-    tiny_vae: str | None = None,
-    lora: list[str] | None = None,
-) -> Any:
-    """LoadOptions from flags/environment/config file, validated before torch is imported."""
-    from difftool import lora as loras
-    from difftool.loading import OFFLOAD_MODES, LoadOptions
-
-    dev = config.lookup("device", device, "auto")
-    dt = config.lookup("dtype", dtype, "auto")
-    assert dev is not None and dt is not None
-    devices.check(dev, dt)
-    offload = config.lookup("offload", offload)
-    tiny_vae = config.lookup("tiny-vae", tiny_vae)
-    lora_items = config.lookup("lora", lora or None, None, lambda raw: [v for v in raw.split(",") if v.strip()])
-    adapters = loras.parse_all(lora_items, allow_pickle)
-    if offload is not None and offload not in OFFLOAD_MODES:
-        raise UsageError(f"Unknown --offload mode '{offload}'; use {' or '.join(OFFLOAD_MODES)}.")
-    return LoadOptions(
-        device=dev, dtype=dt, allow_pickle=allow_pickle, safety_checker=not no_safety_checker, refresh=refresh,
-        offload=offload, vae_tiling=vae_tiling, vae_slicing=vae_slicing, compile=compile, tiny_vae=tiny_vae,
-        variant=config.lookup("variant", None), lora=adapters,
-    )
-
-
-def resolve_model(model: str | None, config_ref: str | None = None, default: str = registry.DEFAULT_MODEL) -> Any:
-    """The ModelRef for -m (or $DIFFTOOL_MODEL, or `default`)."""
-    from difftool import references
-
-    ref = config.lookup("model", model, default)
-    assert ref is not None
-    resolved = references.resolve(ref, config=config_ref)
-    config.use_model(resolved)  # later lookups see its [models.X] table in the config file
-    return resolved

@@ -7,12 +7,13 @@ input is reported naming the file; the other inputs still complete and the comma
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from difftool import config, console, images, options, replay, schedulers
-from difftool.commands.common import check_size, guarded, load_options, read_lines, resolve_model
+from difftool import options
+from difftool.commands.common import guarded
+from difftool.commands.groups import GENERATION, Flags, uses
 from difftool.errors import UsageError
 
 ImageArg = Annotated[Optional[str], typer.Argument(
@@ -23,85 +24,19 @@ PromptArg = Annotated[Optional[str], typer.Argument(help="What the result should
 EditOutput = Annotated[Optional[str], typer.Option(
     "--output", "-o", help="File, folder, or template with {name} (the input's file name) {seed} {index} {prompt} "
     "{model} {date}. Default: ./{name}-{prompt}-{seed}.png.", rich_help_panel=options.OUT, show_default=False)]
-
-
-def _plan(output: str | None, overwrite: bool, total: int) -> Any:
-    from difftool.outputs import TEMPLATE_FIELDS, OutputPlan
-    from difftool.tasks.img2img import DEFAULT_TEMPLATE
-
-    plan = OutputPlan(config.lookup("output", output), overwrite=overwrite, default_template=DEFAULT_TEMPLATE,
-                      fields=(*TEMPLATE_FIELDS, "name"))
-    plan.validate(total)
-    return plan
-
-
-def _grid(grid: bool, outcome: Any, overwrite: bool, as_json: bool) -> None:
-    if grid:
-        from difftool.tasks.common import write_grid
-
-        write_grid(outcome.written, overwrite=overwrite, as_json=as_json)
-
-
-def _finish(outcome: Any, inputs: int) -> None:
-    if outcome.failed:
-        raise UsageError(f"{outcome.failed} of {inputs} inputs failed (see above); the others were written.")
-
-
-def _request(prompt: str, negative: str | None, steps: int | None, guidance: float | None, seed: int | None,
-             width: int | None, height: int | None, num_images: int, scheduler: str | None,
-             strength: float | None) -> Any:
-    """Shared options -> EditRequest (flag > environment > config file), validated before torch loads."""
-    from difftool.tasks.img2img import EditRequest
-
-    if not prompt.strip():
-        raise UsageError("The prompt is empty.")
-    width = config.lookup("width", width, None, int)
-    height = config.lookup("height", height, None, int)
-    check_size(width, height)
-    return EditRequest(
-        prompts=[prompt], negative=config.lookup("negative", negative),
-        steps=config.lookup("steps", steps, None, int), guidance=config.lookup("guidance", guidance, None, float),
-        seed=seed, width=width, height=height, num_images=num_images,
-        scheduler=schedulers.check_name(config.lookup("scheduler", scheduler)),
-        strength=config.lookup("strength", strength, None, float),
-    )
+#: Default output names: the input's name, the prompt and the seed, in the current folder.
+TEMPLATE = "{name}-{prompt}-{seed}.png"
 
 
 @guarded
+@uses(GENERATION)
 def img2img(
     image: ImageArg = None,
     prompt: PromptArg = None,
     strength: options.Strength = None,
-    model: options.Model = None,
-    negative: options.Negative = None,
-    steps: options.Steps = None,
-    guidance: options.Guidance = None,
-    seed: options.Seed = None,
-    width: options.Width = None,
-    height: options.Height = None,
-    num_images: options.NumImages = 1,
-    scheduler: options.Scheduler = None,
     output: EditOutput = None,
-    overwrite: options.Overwrite = False,
-    json_: options.Json = False,
-    quiet: options.Quiet = False,
-    device: options.Device = None,
-    dtype: options.Dtype = None,
-    offload: options.Offload = None,
-    vae_tiling: options.VaeTiling = False,
-    vae_slicing: options.VaeSlicing = False,
-    compile_: options.Compile = False,
-    tiny_vae: options.TinyVae = None,
-    config_ref: options.Config = None,
-    allow_pickle: options.AllowPickle = False,
-    no_safety_checker: options.NoSafetyChecker = False,
-    refresh: options.Refresh = False,
-    lora: options.Lora = None,
-    from_: options.From = None,
-    grid: options.Grid = False,
-    prior: options.Prior = None,
-    prior_steps: options.PriorSteps = None,
-    prior_guidance: options.PriorGuidance = None,
+    *,
+    flags: Flags,
 ) -> None:
     """Repaint images following a prompt (one PNG path per line on stdout).
 
@@ -109,33 +44,22 @@ def img2img(
     pixel count; --width/--height override, both = exactly that size, center-cropped). Output names default
     to ./{name}-{prompt}-{seed}.png; the PNG records the source's path and SHA-256.
     """
-    console.set_quiet(quiet)
-    (image, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
-        from_, "img2img", {"image": replay.stored_file("source")}, image=image, prompt=prompt, strength=strength,
-        model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
-        scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
-        config_ref=config_ref)
-    if image is None or prompt is None:
+    from difftool.commands.invocation import Invocation, probe_inputs, report_bad
+    from difftool.outputs import TEMPLATE_FIELDS
+
+    run = Invocation("img2img", flags, own={"source": image, "prompt": prompt})
+    paths = run.inputs(image, "source", "image paths")
+    if not paths or "prompt" not in run.fields:
         raise UsageError("img2img needs IMAGE and PROMPT (or --from IMAGE to re-run an image's settings).")
-    ref = resolve_model(model, config_ref)
-    req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
-    req.prior_steps = config.lookup("prior-steps", prior_steps, None, int)
-    req.prior_guidance = config.lookup("prior-guidance", prior_guidance, None, float)
-    opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
-                        compile_, tiny_vae, lora)
-    opts.prior = prior
-    req.images = images.result_paths(read_lines([image], "image paths"))
-    plan = _plan(output, overwrite, len(req.images) * num_images)
-
-    from difftool.tasks import img2img as task
-
-    outcome = task.run(ref, req, opts, plan, as_json=json_)
-    _grid(grid, outcome, overwrite, json_)
-    _finish(outcome, len(req.images))
+    good, errors = probe_inputs(paths)
+    report_bad(errors, len(paths))
+    specs = [run.spec(source=str(info.path)) for info in good]
+    plan = run.plan(sum(s.num_images for s in specs), TEMPLATE, (*TEMPLATE_FIELDS, "name"))
+    run.execute(specs, plan, inputs=len(paths), failed=len(errors))
 
 
 @guarded
+@uses(GENERATION)
 def inpaint(
     image: ImageArg = None,
     mask: Annotated[Optional[str], typer.Argument(help="Mask image: white = repaint, black = keep; `-` reads mask "
@@ -143,67 +67,40 @@ def inpaint(
                                                   show_default=False, metavar="MASK")] = None,
     prompt: PromptArg = None,
     strength: options.Strength = None,
-    model: options.Model = None,
-    negative: options.Negative = None,
-    steps: options.Steps = None,
-    guidance: options.Guidance = None,
-    seed: options.Seed = None,
-    width: options.Width = None,
-    height: options.Height = None,
-    num_images: options.NumImages = 1,
-    scheduler: options.Scheduler = None,
     output: EditOutput = None,
-    overwrite: options.Overwrite = False,
-    json_: options.Json = False,
-    quiet: options.Quiet = False,
-    device: options.Device = None,
-    dtype: options.Dtype = None,
-    offload: options.Offload = None,
-    vae_tiling: options.VaeTiling = False,
-    vae_slicing: options.VaeSlicing = False,
-    compile_: options.Compile = False,
-    tiny_vae: options.TinyVae = None,
-    config_ref: options.Config = None,
-    allow_pickle: options.AllowPickle = False,
-    no_safety_checker: options.NoSafetyChecker = False,
-    refresh: options.Refresh = False,
-    lora: options.Lora = None,
-    from_: options.From = None,
-    grid: options.Grid = False,
-    prior: options.Prior = None,
-    prior_steps: options.PriorSteps = None,
-    prior_guidance: options.PriorGuidance = None,
+    *,
+    flags: Flags,
 ) -> None:
     """Repaint the white part of a mask following a prompt (one PNG path per line on stdout).
 
     A mask of another size than its image is resized to it (with a warning); a mask with nothing white is
     refused. Transparent mask pixels count as black. Sizes and output names as for img2img.
     """
-    console.set_quiet(quiet)
-    (image, mask, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
-        from_, "inpaint", {"image": replay.stored_file("source"), "mask": replay.stored_file("mask")}, image=image,
-        mask=mask, prompt=prompt, strength=strength, model=model, negative=negative, steps=steps, guidance=guidance,
-        seed=seed, width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae,
-        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref)
-    if image is None or mask is None or prompt is None:
-        raise UsageError("inpaint needs IMAGE, MASK and PROMPT (or --from IMAGE to re-run an image's settings).")
+    from difftool.commands.invocation import Invocation, probe_inputs, report_bad
+    from difftool.outputs import TEMPLATE_FIELDS
+    from difftool.tasks import inputs
+
     if image == "-" and mask == "-":
         raise UsageError("Only one of IMAGE and MASK can be `-` (read from stdin).")
-    ref = resolve_model(model, config_ref)
-    req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
-    req.prior_steps = config.lookup("prior-steps", prior_steps, None, int)
-    req.prior_guidance = config.lookup("prior-guidance", prior_guidance, None, float)
-    opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
-                        compile_, tiny_vae, lora)
-    opts.prior = prior
-    req.images = images.result_paths(read_lines([image], "image paths"))
-    req.masks = images.result_paths(read_lines([mask], "mask paths"))
-    pairs = len(req.images) * len(req.masks)
-    plan = _plan(output, overwrite, pairs * num_images)
-
-    from difftool.tasks import inpaint as task
-
-    outcome = task.run(ref, req, opts, plan, as_json=json_)
-    _grid(grid, outcome, overwrite, json_)
-    _finish(outcome, pairs)
+    run = Invocation("inpaint", flags, own={"source": image, "mask": mask, "prompt": prompt})
+    paths = run.inputs(image, "source", "image paths")
+    masks = run.inputs(mask, "mask", "mask paths")
+    if not paths or not masks or "prompt" not in run.fields:
+        raise UsageError("inpaint needs IMAGE, MASK and PROMPT (or --from IMAGE to re-run an image's settings).")
+    good_masks, mask_errors = probe_inputs(masks, "Mask")
+    usable = []
+    for info in good_masks:
+        try:
+            inputs.check_mask(inputs.open_input(str(info.path), None, "mask", mode="L", background=(0, 0, 0)))
+            usable.append(info)
+        except UsageError as exc:
+            mask_errors.append(exc.message)
+    if mask_errors and not usable:
+        report_bad(mask_errors, len(masks), "masks")
+    good, errors = probe_inputs(paths)
+    report_bad(errors, len(paths))
+    report_bad(mask_errors, len(masks) + 1, "masks")  # some masks are usable: just say which are not
+    specs = [run.spec(source=str(src.path), mask=str(m.path)) for src in good for m in usable]
+    plan = run.plan(sum(s.num_images for s in specs), TEMPLATE, (*TEMPLATE_FIELDS, "name"))
+    pairs = len(paths) * len(masks)
+    run.execute(specs, plan, inputs=pairs, failed=pairs - len(specs))

@@ -114,7 +114,7 @@ def models(json_: options.Json = False) -> None:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for line in table:
         console.result("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
-    console.info(f"cache: {cache.cache_dir()}")
+    console.Console().info(f"cache: {cache.cache_dir()}")
 
 
 def _hub_targets(text: str, prior_of_hub_id: bool = False) -> tuple[list[str], str | None]:
@@ -141,13 +141,14 @@ def pull(
     json_: options.Json = False,
     quiet: options.Quiet = False,
 ) -> None:
-    """Download models into the HF cache now, to use them offline later: only what the pipeline needs
-    (safetensors weights, configs, tokenizers; the prior too for Kandinsky). Prints each local folder."""
+    """Download models into the HF cache now, to use them offline later (prints each local folder).
+
+    Only what the pipeline needs: safetensors weights, configs, tokenizers; the prior too for Kandinsky."""
     import warnings
 
     from difftool import cache
 
-    console.set_quiet(quiet)
+    say = console.Console(quiet)
     targets = [(text, *_hub_targets(text, prior_of_hub_id=True)) for text in refs]  # validate every reference first
     if quiet:  # otherwise huggingface_hub's own download bars (HF_HUB_DISABLE_PROGRESS_BARS=1 turns them off)
         from huggingface_hub.utils import disable_progress_bars
@@ -157,7 +158,7 @@ def pull(
     warnings.filterwarnings("ignore", category=FutureWarning)
     for text, repos, revision in targets:
         for repo in repos:
-            console.info(f"pulling {repo}{'@' + revision if revision else ''}"
+            say.info(f"pulling {repo}{'@' + revision if revision else ''}"
                          f"{' (' + variant + ' weights)' if variant else ''}")
             path = _fetch(repo, revision, variant, allow_pickle)
             size = cache.status(cache.scan(), repo).size
@@ -166,7 +167,7 @@ def pull(
                                      "size": size})
             else:
                 console.result(str(path))
-            console.info(f"{repo}: {cache.human(size)} in the cache")
+            say.info(f"{repo}: {cache.human(size)} in the cache")
 
 
 #: What `pull` takes from a repo that is not a pipeline (a LoRA, a tiny VAE, a single component).
@@ -228,7 +229,7 @@ def rm(
     """Remove models from the HF cache (every revision, or only org/name@revision); asks first unless --yes."""
     from difftool import cache, references
 
-    console.set_quiet(quiet)
+    say = console.Console(quiet)
     info = cache.scan()
     cached = cache.model_repos(info)
     plan: list[tuple[str, str | None, int]] = []
@@ -248,10 +249,10 @@ def rm(
                 continue
             plan.append((next(k for k in cached if k.lower() == repo.lower()), revision, st.size))
     if not plan:
-        console.info("nothing to remove.")
+        say.info("nothing to remove.")
         return
     for repo, revision, size in plan:
-        console.info(f"  {repo}{'@' + revision if revision else ''}  {cache.human(size) if not revision else ''}".rstrip())
+        say.info(f"  {repo}{'@' + revision if revision else ''}  {cache.human(size) if not revision else ''}".rstrip())
     if not yes:
         try:
             ok = typer.confirm(f"Remove {len(plan)} model{'s' if len(plan) > 1 else ''} from the cache?", err=True)
@@ -263,4 +264,4 @@ def rm(
     for repo, revision, _ in plan:
         freed = cache.delete(info, [repo], revision)
         console.result(f"{repo}{'@' + revision if revision else ''}")
-        console.info(f"removed {repo}{'@' + revision if revision else ''} ({cache.human(freed)} freed)")
+        say.info(f"removed {repo}{'@' + revision if revision else ''} ({cache.human(freed)} freed)")

@@ -1,85 +1,28 @@
 """unCLIP (Kandinsky 2.1/2.2): image variations and interpolation between texts and images.
 
-The combined pipeline `gen` loads (`loading.load_pipeline`, which finds and loads the prior) holds the two
-halves: `prior_pipe` (CLIP text/image encoders + the prior that maps a text embedding to an image
-embedding) and `decoder_pipe` (draws an image from an image embedding). Both commands are the plain
-diffusers calls `prior_pipe.interpolate(items, weights, ...)` then `decoder_pipe(image_embeds=...,
-negative_image_embeds=..., ...)`, with ONE CPU generator seeded with the image's seed used by both in that
-order, as the combined pipelines do. `Embedder` computes the per-item embeddings exactly as `interpolate`
-does (same calls in the same order) and keeps them, so `--frames` runs the prior once, not once per frame;
-tests check it against `interpolate` itself.
+The combined pipeline holds the two halves: `prior_pipe` (CLIP text/image encoders + the prior that maps a text
+embedding to an image embedding) and `decoder_pipe` (draws an image from an image embedding). Both tasks are the
+plain diffusers calls `prior_pipe.interpolate(items, weights, ...)` then `decoder_pipe(image_embeds=...,
+negative_image_embeds=..., ...)`, with ONE CPU generator seeded with the image's seed used by both in that order,
+as the combined pipelines do. `Embedder` computes the per-item embeddings exactly as `interpolate` does (same calls
+in the same order) and keeps them, so `frames` runs the prior once, not once per frame; tests check it against
+`interpolate` itself.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from difftool import console, images, schedulers
+from difftool import schedulers
 from difftool.errors import UsageError
-from difftool.loading import Loaded, LoadOptions, call_defaults, is_unclip, load_pipeline
-from difftool.outputs import OutputPlan, write_with
-from difftool.references import ModelRef
-from difftool.tasks.common import Job, base_settings, run_jobs
-from difftool.tasks.text2img import GenRequest, seeds, with_registry_defaults
+from difftool.loading.unclip import is_unclip
+from difftool.tasks import inputs
+from difftool.tasks.base import Context, Result, base_record, call, call_defaults, image_result
 
-#: File suffixes that mark an interpolation ITEM as an image path even when the file is missing (a typo).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-#: Default output names.
-VARIATION_TEMPLATE = "{name}-{prompt}-{seed}.png"
-INTERPOLATE_TEMPLATE = "{prompt}-{seed}.png"
-FRAMES_TEMPLATE = "{prompt}-{seed}-{frame}.png"
-#: Default weight of --prompt against the image in `variation`.
+#: Default weight of the prompt against the image in `variation`.
 PROMPT_WEIGHT = 0.3
-GIF_FRAME_MS = 100
-
-
-@dataclass(frozen=True)
-class Item:
-    """One interpolation item: a text, or an image (decoded later)."""
-
-    text: str | None = None
-    image: images.ImageInfo | None = None
-
-    @property
-    def label(self) -> str:
-        return self.text if self.text is not None else (self.image.name if self.image else "")
-
-    def record(self) -> dict[str, str]:
-        if self.image is not None:
-            return {"image": str(self.image.path.resolve()), "sha256": images.sha256(self.image.path)}
-        return {"text": str(self.text)}
-
-
-def classify(text: str) -> Item:
-    """An ITEM is an image when it names an existing file (or looks like an image path), else a text."""
-    path = Path(text).expanduser()
-    if path.is_file():
-        return Item(image=images.probe(path))
-    if path.suffix.lower() in IMAGE_SUFFIXES and " " not in text:
-        raise UsageError(f"Image '{text}' does not exist (an ITEM ending in {path.suffix} is taken as an image path).")
-    if path.is_dir():
-        raise UsageError(f"'{text}' is a folder, not an image or a text.")
-    if not text.strip():
-        raise UsageError("An ITEM is empty.")
-    return Item(text=text)
-
-
-@dataclass
-class UnclipRequest(GenRequest):
-    """A GenRequest (steps, guidance, sizes, prior settings, seed, -n) plus the items and their weights."""
-
-    items: list[Item] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    """variation: the input image paths."""
-    weights: list[float] | None = None
-    frames: int | None = None
-    gif: bool = False
-    prompt_weight: float | None = None
-    variation_prompt: str | None = None
 
 
 def frame_weights(count: int, frames: int) -> list[list[float]]:
@@ -161,169 +104,85 @@ class UnclipCall:
                             generator=generator, **call)
 
 
-def _decoder_kwargs(loaded: Loaded, req: UnclipRequest) -> dict[str, Any]:
-    decoder = loaded.pipe.decoder_pipe
-    defaults = call_defaults(decoder)
-    kwargs: dict[str, Any] = {
-        "num_inference_steps": req.steps if req.steps is not None else defaults.get("num_inference_steps"),
-        "guidance_scale": req.guidance if req.guidance is not None else defaults.get("guidance_scale"),
-        "height": req.height if req.height is not None else defaults.get("height"),
-        "width": req.width if req.width is not None else defaults.get("width"),
+def _prepare(ctx: Context, spec: Any) -> tuple[Any, Embedder, dict[str, Any], dict[str, Any]]:
+    """Load the combined pipeline (refusing models that are not unCLIP, exit 2), and work out the decoder kwargs
+    and the settings every image records."""
+    loaded = ctx.pipeline("text2img")
+    pipe = loaded.pipe
+    if not is_unclip(pipe):
+        raise UsageError(f"`difftool {spec.task}` needs an unCLIP model (a Kandinsky 2.1/2.2 prior + decoder, e.g. "
+                         f"kandinsky22); '{ctx.ref.label}' is a {type(pipe).__name__}.")
+    scheduler = ctx.value(spec, "scheduler")
+    if scheduler:
+        schedulers.apply(pipe, scheduler)
+    decoder = pipe.decoder_pipe
+    dec = call_defaults(decoder)
+    params = inspect.signature(pipe.prior_pipe.interpolate).parameters
+    prior_steps = ctx.value(spec, "prior_steps") or params["num_inference_steps"].default
+    prior_guidance = ctx.value(spec, "prior_guidance")
+    prior_guidance = params["guidance_scale"].default if prior_guidance is None else prior_guidance
+    kwargs: dict[str, Any] = {}
+    for key, kwarg in (("steps", "num_inference_steps"), ("guidance", "guidance_scale"), ("height", "height"),
+                       ("width", "width")):
+        value = ctx.value(spec, key)
+        kwargs[kwarg] = value if value is not None else dec.get(kwarg)
+    if spec.negative and "negative_prompt" in dec:  # 2.1: the decoder's text too
+        kwargs["negative_prompt"] = spec.negative
+    record = {
+        **base_record(loaded, spec.task),
+        "pipeline": f"{type(pipe.prior_pipe).__name__}+{type(decoder).__name__}",
+        "negative": spec.negative, "steps": kwargs["num_inference_steps"], "guidance": kwargs["guidance_scale"],
+        "scheduler": schedulers.describe(pipe.scheduler), "prior_steps": prior_steps, "prior_guidance": prior_guidance,
     }
-    if req.negative and "negative_prompt" in call_defaults(decoder):  # 2.1: the decoder's text too
-        kwargs["negative_prompt"] = req.negative
-    return kwargs
+    return pipe, Embedder(pipe.prior_pipe, prior_steps, prior_guidance, spec.negative), kwargs, record
 
 
-def _prior_values(loaded: Loaded, req: UnclipRequest) -> tuple[int, float]:
-    params = inspect.signature(loaded.pipe.prior_pipe.interpolate).parameters
-    defaults = {name: p.default for name, p in params.items()}
-    steps = req.prior_steps if req.prior_steps is not None else defaults["num_inference_steps"]
-    guidance = req.prior_guidance if req.prior_guidance is not None else defaults["guidance_scale"]
-    return steps, guidance
+def variation(ctx: Context, spec: Any) -> Iterator[Result]:
+    """`num_images` variations of the input image (image i uses seed + i), optionally steered by the prompt."""
+    source = inputs.source(spec)
+    pipe, embedder, kwargs, record = _prepare(ctx, spec)
+    unclip = UnclipCall(pipe, embedder)
+    weight = spec.prompt_weight if spec.prompt_weight is not None else PROMPT_WEIGHT
+    items: list[Any] = [source.image, spec.prompt] if spec.prompt else [source.image]
+    weights = [1.0 - weight, weight] if spec.prompt else [1.0]
+    record.update(prompt=spec.prompt, prompt_weight=weight if spec.prompt else None, **source.record("source"))
+    image_item = {"image": record["source"], "sha256": source.sha256} if source.path else {"sha256": source.sha256}
+    record.update(items=[image_item] + ([{"text": spec.prompt}] if spec.prompt else []), weights=weights)
+    for i in range(spec.num_images):
+        seed = ctx.first_seed + i
+        call_args = {"items": items, "weights": weights, "items_key": 0, "decoder_kwargs": kwargs,
+                     "text": spec.prompt or ""}
+        out = call(unclip, call_args, seed, steps=kwargs["num_inference_steps"] or 0,
+                   label=f"{source.name} image {i + 1}/{spec.num_images} seed {seed}", step=ctx.step)
+        yield image_result(out, {**record, "seed": seed},
+                           {"prompt": spec.prompt or "variation", "name": source.name}, ctx.step)
 
 
-def load(ref: ModelRef, req: UnclipRequest, opts: LoadOptions, task: str) -> tuple[Loaded, UnclipRequest, dict]:
-    """Load the combined pipeline; refuse models that are not unCLIP (exit 2)."""
-    req = with_registry_defaults(ref, req)
-    loaded = load_pipeline(ref, "text2img", opts)
-    if not is_unclip(loaded.pipe):
-        raise UsageError(f"`difftool {task}` needs an unCLIP model (a Kandinsky 2.1/2.2 prior + decoder, e.g. "
-                         f"kandinsky22); '{ref.label}' is a {type(loaded.pipe).__name__}.")
-    if req.scheduler:
-        schedulers.apply(loaded.pipe, req.scheduler)
-    prior_steps, prior_guidance = _prior_values(loaded, req)
-    req = replace(req, prior_steps=prior_steps, prior_guidance=prior_guidance)
-    kwargs = _decoder_kwargs(loaded, req)
-    settings = {
-        **base_settings(loaded, task),
-        "pipeline": f"{type(loaded.pipe.prior_pipe).__name__}+{type(loaded.pipe.decoder_pipe).__name__}",
-        "negative": req.negative,
-        "steps": kwargs["num_inference_steps"],
-        "guidance": kwargs["guidance_scale"],
-        "scheduler": schedulers.describe(loaded.pipe.scheduler),
-        "prior_steps": prior_steps,
-        "prior_guidance": prior_guidance,
-    }
-    return loaded, req, {"decoder": kwargs, "settings": settings}
-
-
-def _embedder(loaded: Loaded, req: UnclipRequest) -> Embedder:
-    assert req.prior_steps is not None and req.prior_guidance is not None
-    return Embedder(loaded.pipe.prior_pipe, req.prior_steps, req.prior_guidance, req.negative)
-
-
-def variation(ref: ModelRef, req: UnclipRequest, opts: LoadOptions, plan: OutputPlan, as_json: bool = False,
-              ) -> tuple[list[Path], int]:
-    """`num_images` variations of every readable input image (image i of an input uses seed+i); returns the
-    written paths and how many inputs failed."""
-    from difftool.tasks.img2img import check_inputs, report_bad
-
-    good, errors = check_inputs(req.sources)
-    report_bad(errors, len(req.sources))
-    loaded, req, parts = load(ref, req, opts, "variation")
-    embedder = _embedder(loaded, req)
-    call = UnclipCall(loaded.pipe, embedder)
-    prompt = req.variation_prompt
-    weight = req.prompt_weight if req.prompt_weight is not None else PROMPT_WEIGHT
-    weights = [1.0 - weight, weight] if prompt else [1.0]
-    first = seeds(req)
-    total = len(good) * req.num_images
-    failed = [len(errors)]
-
-    def jobs() -> Iterator[Job]:
-        for key, info in enumerate(good):
-            try:
-                image = images.load(info.path)
-            except UsageError as exc:
-                console.error(exc.message)
-                failed[0] += 1
-                continue
-            item = Item(image=info)
-            items: list[Any] = [image, prompt] if prompt else [image]
-            recorded_items = [item.record()] + ([{"text": prompt}] if prompt else [])
-            for i in range(req.num_images):
-                seed = first + i
-                yield Job(
-                    kwargs={"items": items, "weights": weights, "items_key": key, "decoder_kwargs": parts["decoder"],
-                            "text": prompt or ""},
-                    seed=seed,
-                    settings={**parts["settings"], "prompt": prompt, "prompt_weight": weight if prompt else None,
-                              "source": recorded_items[0]["image"], "source_sha256": recorded_items[0]["sha256"],
-                              "items": recorded_items, "weights": weights, "seed": seed},
-                    name_fields={"prompt": prompt or "variation", "name": info.name},
-                    steps=parts["settings"]["steps"] or 0,
-                )
-
-    written = run_jobs(replace(loaded, pipe=call), jobs(), plan, total, as_json)
-    return written, failed[0]
-
-
-def interpolate(ref: ModelRef, req: UnclipRequest, opts: LoadOptions, plan: OutputPlan, as_json: bool = False,
-                ) -> list[Path]:
+def interpolate(ctx: Context, spec: Any) -> Iterator[Result]:
     """One image per seed from the weighted mix of the items, or `frames` images along the path from the first
-    item to the last (same seed for every frame), plus an animated GIF with `gif`."""
-    loaded, req, parts = load(ref, req, opts, "interpolate")
-    pils: list[Any] = [images.load(item.image.path) if item.image else item.text for item in req.items]
-    call = UnclipCall(loaded.pipe, _embedder(loaded, req))
-    recorded_items = [item.record() for item in req.items]
-    label = " ".join(item.label for item in req.items)
-    first = seeds(req)
-    if req.frames:
-        plans = [(first, w, {"frame": f"{i:03d}", "frame_index": i}) for i, w in enumerate(
-            frame_weights(len(pils), req.frames))]
+    item to the last (same seed for every frame)."""
+    opened = [inputs.open_input(item.image, item.data, "interpolation image") if item.text is None else None
+              for item in spec.items]
+    pipe, embedder, kwargs, record = _prepare(ctx, spec)
+    unclip = UnclipCall(pipe, embedder)
+    pictures = [found.image if found else item.text for item, found in zip(spec.items, opened)]
+    recorded = [{"image": str(found.path.resolve()) if found.path else None, "sha256": found.sha256} if found
+                else {"text": item.text} for item, found in zip(spec.items, opened)]
+    recorded = [{k: v for k, v in item.items() if v is not None} for item in recorded]
+    label = " ".join(item.text if item.text is not None else found.name for item, found in zip(spec.items, opened))
+    first = ctx.first_seed
+    if spec.frames:
+        plans = [(first, w, {"frame": i, "frames": spec.frames}) for i, w in enumerate(
+            frame_weights(len(pictures), spec.frames))]
     else:
-        n = len(pils)
-        weights = req.weights or [1.0 / n] * n
-        plans = [(first + i, weights, {}) for i in range(req.num_images)]
-
-    def jobs() -> Iterator[Job]:
-        for seed, weights, extra in plans:
-            frame = {"frame": extra["frame_index"], "frames": req.frames} if extra else {}
-            yield Job(
-                kwargs={"items": pils, "weights": weights, "items_key": 0, "decoder_kwargs": parts["decoder"],
-                        "text": ""},
-                seed=seed,
-                settings={**parts["settings"], "prompt": label, "items": recorded_items,
-                          "weights": [round(w, 6) for w in weights], **frame, "seed": seed},
-                name_fields={"prompt": label, **({"frame": extra["frame"]} if extra else {"frame": ""})},
-                steps=parts["settings"]["steps"] or 0,
-            )
-
-    written = run_jobs(replace(loaded, pipe=call), jobs(), plan, len(plans), as_json)
-    if req.frames and req.gif and written:
-        write_gif(written, plan.overwrite, as_json, {**parts["settings"], "items": recorded_items, "seed": first})
-    return written
-
-
-def write_gif(frames: list[Path], overwrite: bool, as_json: bool, settings: dict[str, Any]) -> Path:
-    """An animated GIF of the frames (looping, GIF_FRAME_MS per frame) next to the first frame."""
-    import json
-
-    from PIL import Image
-
-    from difftool import metadata
-
-    first = frames[0]
-    stem = first.stem
-    for suffix in ("-000", "-0"):  # the default {frame} name, or `-o file.png` numbered by the output plan
-        if stem.endswith(suffix) and len(stem) > len(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    target = first.with_name(stem + ".gif")
-    pictures = [Image.open(p).convert("RGB") for p in frames]
-    comment = json.dumps({"version": metadata.__version__, **settings, "task": "interpolate-gif",
-                          "frames": [str(p) for p in frames]}, ensure_ascii=False, default=str)
-
-    def save(fh: Any) -> None:
-        pictures[0].save(fh, format="GIF", save_all=True, append_images=pictures[1:], duration=GIF_FRAME_MS, loop=0,
-                         comment=comment.encode())
-
-    path = write_with(save, target, overwrite=overwrite, fresh=not overwrite)
-    if as_json:
-        console.result_json({"path": str(path), "gif": True, "frames": [str(p) for p in frames]})
-    else:
-        console.result(str(path))
-    console.info(f"wrote {path} ({len(frames)} frames)")
-    return path
-
+        n = len(pictures)
+        weights = spec.weights or [1.0 / n] * n
+        plans = [(first + i, weights, {}) for i in range(spec.num_images)]
+    record.update(prompt=label, items=recorded)
+    for number, (seed, weights, frame) in enumerate(plans):
+        call_args = {"items": pictures, "weights": weights, "items_key": 0, "decoder_kwargs": kwargs, "text": ""}
+        out = call(unclip, call_args, seed, steps=kwargs["num_inference_steps"] or 0,
+                   label=f"image {number + 1}/{len(plans)} seed {seed}", step=ctx.step)
+        names = {"prompt": label, "frame": f"{frame['frame']:03d}" if frame else ""}
+        yield image_result(out, {**record, "weights": [round(w, 6) for w in weights], **frame, "seed": seed},
+                           names, ctx.step)

@@ -1,26 +1,22 @@
-"""`difftool upscale`: enlarge images with a diffusion upscaler, in tiles, streamed to disk.
+"""`upscale`: enlarge an image with a diffusion upscaler, in tiles, streamed to disk.
 
-Upscalers (Stable Diffusion x4, the x2 latent upscaler, LDM x4 super-resolution) are loaded by their
-own class (`load_pipeline(ref, "upscale", ...)`). Each input is padded to the sizes the model takes,
-cut into overlapping tiles no larger than `tile` (`difftool.tiles`), and every tile is one pipeline
-call with its own seed (seed + tile index); the blended result is written band by band, so memory
-holds one row of tiles, whatever the image's height. The output is exactly `scale` times the input.
+Upscalers (Stable Diffusion x4, the x2 latent upscaler, LDM x4 super-resolution) are loaded by their own class.
+The input is padded to the sizes the model takes, cut into overlapping tiles no larger than `tile`
+(`difftool.tiles`), and every tile is one pipeline call with its own seed (seed + tile index); the blended result
+is written band by band while the PNG is written, so memory holds one row of tiles, whatever the image's height.
+The output is exactly `scale` times the input.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from difftool import console, images, metadata, registry, tiles
+from difftool import registry, tiles
 from difftool.errors import DifftoolError, UsageError
-from difftool.loading import Loaded, LoadOptions, call_defaults, check_accepts, load_pipeline
-from difftool.outputs import OutputPlan, write_with
-from difftool.references import ModelRef
-from difftool.tasks.common import base_settings, run_pipe
-from difftool.tasks.img2img import Outcome, check_inputs, report_bad
-from difftool.tasks.text2img import seeds
+from difftool.tasks import inputs
+from difftool.tasks.base import Context, Result, Step, base_record, call, call_defaults, check_accepts
 
 #: Upscaler pipeline class -> the registry alias whose defaults (tile, noise level) a folder of that class gets.
 CLASS_ALIAS = {
@@ -28,27 +24,9 @@ CLASS_ALIAS = {
     "StableDiffusionLatentUpscalePipeline": "x2-latent",
     "LDMSuperResolutionPipeline": "ldm-x4",
 }
-#: Output names: beside the input, `NAME.x4.png`.
-DEFAULT_TARGET = "{dir}/{name}.x{scale}.png"
-DEFAULT_TEMPLATE = "{name}.x{scale}.png"
-FIELDS = ("seed", "index", "model", "date", "name", "scale", "dir")
 
 
-@dataclass
-class UpscaleRequest:
-    """What the user asked for; None means the model's default. tile 0 = never tile."""
-
-    images: list[str]
-    prompt: str | None = None
-    negative: str | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    noise_level: int | None = None
-    seed: int | None = None
-    tile: int | None = None
-
-
-def defaults_for(ref: ModelRef, cls: str) -> registry.ModelSpec | None:
+def defaults_for(ref: Any, cls: str) -> registry.ModelSpec | None:
     """The registry entry giving this upscaler its defaults: its own, else the alias of its class."""
     if ref.spec is not None and ref.spec.task == "upscale":
         return ref.spec
@@ -77,20 +55,18 @@ def granularity(pipe: Any) -> int:
     return max(8, down, int(getattr(pipe, "vae_scale_factor", 8)))
 
 
-def call_kwargs(loaded: Loaded, req: UpscaleRequest, spec: registry.ModelSpec | None) -> dict[str, Any]:
+def call_kwargs(pipe: Any, spec: Any, entry: registry.ModelSpec | None, *, own: bool, label: str) -> dict[str, Any]:
     """Pipeline kwargs shared by every tile, refusing options the pipeline does not take (exit 2)."""
-    pipe = loaded.pipe
     params = call_defaults(pipe)
-    given = {"prompt": ("--prompt", req.prompt), "negative_prompt": ("--negative", req.negative),
-             "num_inference_steps": ("--steps", req.steps), "guidance_scale": ("--guidance", req.guidance),
-             "noise_level": ("--noise-level", req.noise_level)}
-    check_accepts(pipe, {kwarg: flag for kwarg, (flag, value) in given.items() if value is not None})
+    given = {"prompt": ("--prompt", spec.prompt), "negative_prompt": ("--negative", spec.negative),
+             "num_inference_steps": ("--steps", spec.steps), "guidance_scale": ("--guidance", spec.guidance),
+             "noise_level": ("--noise-level", spec.noise_level)}
+    check_accepts(pipe, {kwarg: flag for kwarg, (flag, value) in given.items() if value is not None}, label)
     kwargs = {kwarg: value for kwarg, (_, value) in given.items() if value is not None}
-    if spec is not None:  # registry defaults where the pipeline takes them (steps/guidance: the model's own entry)
-        own = spec is loaded.ref.spec
-        for kwarg, value in (("num_inference_steps", spec.steps if own else None),
-                             ("guidance_scale", spec.guidance if own else None),
-                             ("noise_level", spec.extra.get("noise_level"))):
+    if entry is not None:  # registry defaults where the pipeline takes them (steps/guidance: the model's own entry)
+        for kwarg, value in (("num_inference_steps", entry.steps if own else None),
+                             ("guidance_scale", entry.guidance if own else None),
+                             ("noise_level", entry.extra.get("noise_level"))):
             if value is not None and kwarg in params and kwarg not in kwargs:
                 kwargs[kwarg] = value if kwarg == "guidance_scale" else int(value)
     if "prompt" in params and "prompt" not in kwargs:
@@ -101,102 +77,94 @@ def call_kwargs(loaded: Loaded, req: UpscaleRequest, spec: registry.ModelSpec | 
     return kwargs
 
 
-def run(ref: ModelRef, req: UpscaleRequest, opts: LoadOptions, plan: OutputPlan, as_json: bool = False) -> Outcome:
-    """Upscale every readable input; bad inputs are reported and skipped (the command then exits 2)."""
-    good, errors = check_inputs(req.images)
-    report_bad(errors, len(req.images))
-    loaded = load_pipeline(ref, "upscale", opts)
+def run(ctx: Context, spec: Any) -> Iterator[Result]:
+    """One upscaled image of the input, streamed when it is written."""
+    loaded = ctx.pipeline("upscale")
     pipe = loaded.pipe
     cls = type(pipe).__name__
-    spec = defaults_for(ref, cls)
-    kwargs = call_kwargs(loaded, req, spec)
-    scale = scale_of(pipe)
-    grain = granularity(pipe)
-    tile = req.tile if req.tile is not None else int(spec.extra.get("tile", 128)) if spec else 128
+    entry = defaults_for(ctx.ref, cls)
+    kwargs = call_kwargs(pipe, spec, entry, own=entry is ctx.ref.spec, label=loaded.ref.label)
+    scale, grain = scale_of(pipe), granularity(pipe)
+    tile = spec.tile if spec.tile is not None else int(entry.extra.get("tile", 128)) if entry else 128
     if tile and tile < grain:
         raise UsageError(f"--tile {tile} is too small for {cls}: use at least {grain} (or 0 for no tiling).")
     tile -= tile % grain
     overlap = max(grain, (tile // 4) // grain * grain) if tile else 0
     defaults = call_defaults(pipe)
     steps = kwargs.get("num_inference_steps", defaults.get("num_inference_steps"))
-    settings = {
-        **base_settings(loaded, "upscale"),
-        "prompt": kwargs.get("prompt"), "negative": kwargs.get("negative_prompt"), "steps": steps,
+    source = inputs.source(spec)
+    import numpy as np
+
+    pixels = np.asarray(source.image)  # the decoded image is held once, as a uint8 array
+    height, width = pixels.shape[:2]
+    record = {
+        **base_record(loaded, "upscale"),
+        "prompt": kwargs.get("prompt") or None, "negative": kwargs.get("negative_prompt"), "steps": steps,
         "guidance": kwargs.get("guidance_scale", defaults.get("guidance_scale")),
         "noise_level": kwargs.get("noise_level", defaults.get("noise_level")),
-        "scale": scale, "tile": tile, "tile_overlap": overlap,
+        "scale": scale, "tile": tile, "tile_overlap": overlap, "seed": ctx.first_seed,
+        "width": width * scale, "height": height * scale, **source.record("source"),
     }
-    settings = {k: v for k, v in settings.items() if v is not None or k in ("prompt",)}
-    first = seeds(UpscaleRequest([], seed=req.seed))  # type: ignore[arg-type]
-    written: list[Path] = []
-    failed = len(errors)
-    for index, info in enumerate(good):
-        try:
-            source = _pixels(images.load(info.path))  # the decoded image is held once, as a uint8 array
-        except UsageError as exc:
-            console.error(exc.message)
-            failed += 1
-            continue
+    plan = Tiling(pipe=pipe, kwargs=kwargs, seed=ctx.first_seed, steps=steps or 0, scale=scale, grain=grain,
+                  tile=tile, overlap=overlap, step=ctx.step,
+                  label=f"{source.name} ({width}x{height} -> {width * scale}x{height * scale})")
+    yield Result(record, {"name": source.name, "dir": str(source.path.parent) if source.path else ".",
+                          "scale": scale},
+                 stream=lambda fh, rec: plan.write(fh, pixels, rec))
+
+
+@dataclass
+class Tiling:
+    """How one input is upscaled tile by tile, kept until the PNG is written (the pixels are made then)."""
+
+    pipe: Any
+    kwargs: dict[str, Any]
+    seed: int
+    steps: int
+    scale: int
+    grain: int
+    tile: int
+    overlap: int
+    step: Step
+    label: str
+
+    def write(self, fh: BinaryIO, source: Any, record: dict[str, Any]) -> None:
+        """Upscale `source` (uint8 RGB array) and stream the PNG, with `record` in its chunks, into `fh`."""
+        import numpy as np
+        from PIL import Image
+
+        from difftool import metadata
+
         height, width = source.shape[:2]
-        record = {**settings, "seed": first, "width": width * scale, "height": height * scale,
-                  "source": str(info.path.resolve()), "source_sha256": images.sha256(info.path)}
-        path, fresh = plan.path_for(index, len(good), seed=first, model=loaded.ref.name, name=info.name,
-                                    dir=str(info.path.parent), scale=scale)
-        label = f"image {index + 1}/{len(good)}"
-        path = write_with(
-            lambda fh, source=source, record=record, label=label: _upscale_to(
-                fh, pipe, source, kwargs, first, steps or 0, scale, grain, tile, overlap, record, label),
-            path, overwrite=plan.overwrite, fresh=fresh,
-        )
-        written.append(path)
-        if as_json:
-            console.result_json({"path": str(path), **record})
-        else:
-            console.result(str(path))
-        console.info(f"wrote {path} ({width}x{height} -> {width * scale}x{height * scale})")
-        del source
-    return Outcome(written, failed)
+        grain, scale = self.grain, self.scale
+        padded_w, padded_h = -(-width // grain) * grain, -(-height // grain) * grain
+        if (padded_w, padded_h) != (width, height):  # repeat the edge pixels up to the sizes the model takes
+            source = np.pad(source, ((0, padded_h - height), (0, padded_w - width), (0, 0)), mode="edge")
+        size = self.tile if self.tile and (padded_w > self.tile or padded_h > self.tile) else max(padded_w, padded_h)
+        grid = tiles.layout(padded_w, padded_h, size, self.overlap)
+        count = sum(len(row) for row in grid)
+        if count > 1:
+            self.step.reporter.info(f"{self.label}: {count} tiles of {min(size, padded_w)}x{min(size, padded_h)} px, "
+                                    f"overlap {self.overlap} px")
 
+        def process(t: tiles.Tile) -> Any:
+            x0, y0, x1, y1 = t.box
+            number = t.row * len(grid[0]) + t.col
+            crop = Image.fromarray(source[y0:y1, x0:x1])
+            tile_label = f"{self.label} tile {number + 1}/{count}" if count > 1 else self.label
+            out = call(self.pipe, {**self.kwargs, "image": crop}, self.seed + number, steps=self.steps,
+                       label=tile_label, step=self.step).images[0]
+            if out.size != ((x1 - x0) * scale, (y1 - y0) * scale):
+                raise DifftoolError(f"{type(self.pipe).__name__} returned {out.width}x{out.height} for a "
+                                    f"{x1 - x0}x{y1 - y0} tile, not x{scale}; this upscaler is not supported.")
+            return out.convert("RGB")
 
-def _pixels(image: Any) -> Any:
-    import numpy as np
-
-    return np.asarray(image)
-
-
-def _upscale_to(fh: Any, pipe: Any, source: Any, kwargs: dict[str, Any], seed: int, steps: int, scale: int,
-                grain: int, tile: int, overlap: int, record: dict[str, Any], label: str) -> None:
-    """Upscale `source` (uint8 RGB array) tile by tile and stream the PNG into `fh`."""
-    import numpy as np
-
-    height, width = source.shape[:2]
-    padded_w, padded_h = -(-width // grain) * grain, -(-height // grain) * grain
-    if (padded_w, padded_h) != (width, height):  # repeat the edge pixels up to the sizes the model takes
-        source = np.pad(source, ((0, padded_h - height), (0, padded_w - width), (0, 0)), mode="edge")
-    size = tile if tile and (padded_w > tile or padded_h > tile) else max(padded_w, padded_h)
-    grid = tiles.layout(padded_w, padded_h, size, overlap)
-    count = sum(len(row) for row in grid)
-    if count > 1:
-        console.info(f"{label}: {count} tiles of {min(size, padded_w)}x{min(size, padded_h)} px, overlap {overlap} px")
-    from PIL import Image
-
-    def process(t: tiles.Tile) -> Any:
-        x0, y0, x1, y1 = t.box
-        number = t.row * len(grid[0]) + t.col
-        crop = Image.fromarray(source[y0:y1, x0:x1])
-        tile_label = f"{label} tile {number + 1}/{count}" if count > 1 else label
-        out = run_pipe(pipe, {**kwargs, "image": crop}, seed + number, steps, tile_label).images[0]
-        if out.size != ((x1 - x0) * scale, (y1 - y0) * scale):
-            raise DifftoolError(f"{type(pipe).__name__} returned {out.width}x{out.height} for a "
-                                f"{x1 - x0}x{y1 - y0} tile, not x{scale}; this upscaler is not supported.")
-        return out.convert("RGB")
-
-    out_w, out_h = width * scale, height * scale
-    stream = tiles.PngStream(fh, out_w, out_h, tiles.text_chunks(metadata.pnginfo(record)))
-    emitted = 0
-    for band in tiles.blend_rows(padded_w, padded_h, size, overlap, scale, process):
-        keep = band[: max(0, out_h - emitted), :out_w]
-        if len(keep):
-            stream.write(keep)
-        emitted += len(band)
-    stream.close()
+        out_w, out_h = width * scale, height * scale
+        stream = tiles.PngStream(fh, out_w, out_h, tiles.text_chunks(metadata.pnginfo(record)))
+        emitted = 0
+        for band in tiles.blend_rows(padded_w, padded_h, size, self.overlap, scale=scale, process=process):
+            keep = band[: max(0, out_h - emitted), :out_w]
+            if len(keep):
+                stream.write(keep)
+            emitted += len(band)
+        stream.close()

@@ -1,0 +1,203 @@
+"""One run of a generation command: its options -> job specs -> the engine -> PNG files and result lines.
+
+Where a spec field's value comes from, first match wins: typed on the command line; stored in the `--from`
+image; the environment (`DIFFTOOL_<KEY>`) or the config file (the model's `[models.X]` table, then the top
+level); the model's registry defaults (applied by the engine); the pipeline's own defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from difftool import config, references, registry, replay, spec
+from difftool.commands.groups import Flags, to_spec
+from difftool.console import Console, error, result, result_json
+from difftool.errors import InputError, UsageError
+
+#: Spec field -> config key (named like its flag), for the fields the environment and the config file may set.
+CONFIG_KEYS = {
+    "negative": "negative", "steps": "steps", "guidance": "guidance", "width": "width", "height": "height",
+    "scheduler": "scheduler", "strength": "strength", "device": "device", "dtype": "dtype", "offload": "offload",
+    "tiny_vae": "tiny-vae", "variant": "variant", "lora": "lora", "prior_steps": "prior-steps",
+    "prior_guidance": "prior-guidance", "noise_level": "noise-level", "tile": "tile", "max_pixels": "max-pixels",
+}
+#: The model of each task when nothing names one: (config key, built-in default). unCLIP tasks ignore the
+#: `model` setting, which names a gen model; upscale has its own `upscaler` setting.
+MODEL_SETTING = {"upscale": ("upscaler", "x4"), "variation": (None, "kandinsky22"), "interpolate": (None, "kandinsky22")}
+
+
+class Invocation:
+    """A generation command's run: its console, the fields common to its specs, and the engine it drives."""
+
+    def __init__(self, task: str, flags: Flags, own: dict[str, Any] | None = None) -> None:
+        """`own`: spec fields the command's own arguments set (None = not given). Only what was typed and what
+        `--from` stored is read here; the model and the config file are read by the first `spec()`, so usage
+        errors come first."""
+        self.task, self.flags = task, flags
+        self.console = Console(quiet=bool(flags.values.get("quiet")))
+        typed = flags.spec_fields({k: v for k, v in (own or {}).items() if v is not None})
+        stored = replay.load(flags.from_, task, self.console, set(typed)) if flags.values.get("from_") else {}
+        self.fields: dict[str, Any] = {**stored, **typed}
+        self._settled: dict[str, Any] | None = None
+        self.origins: dict[str, str] = {}
+        self._ref: Any = None
+        self._engine: Any = None
+        self.skipped: list[int] = []
+        """Numbers of the stdin lines skipped as unreadable (the command exits 2 at the end)."""
+
+    def lines(self, items: list[str] | None, what: str) -> list[str]:
+        """`items` with `-` expanded into stdin's lines (see common.read_lines)."""
+        from difftool.commands.common import read_lines
+
+        return read_lines(items, what, self.console, self.skipped)
+
+    @property
+    def ref(self) -> Any:
+        """The model reference (resolved without loading: a typo fails before any import of torch)."""
+        if self._ref is None:
+            key, default = MODEL_SETTING.get(self.task, ("model", registry.DEFAULT_MODEL))
+            model = self.fields.get("model")
+            if model is None:
+                model = config.lookup(key, None, default) if key else default
+                self.fields["model"] = model
+            self._ref = references.resolve(str(model), config=self.fields.get("config"))
+        return self._ref
+
+    def _config_fields(self) -> dict[str, Any]:
+        """Fields the environment or the config file set (for this model), where nothing more direct did."""
+        if self._settled is None:
+            self._settled = {}
+            for field, key in CONFIG_KEYS.items():
+                if field in self.fields or field not in spec.TASK_FIELDS[self.task]:
+                    continue
+                value, source = config.explain(key, None, None, config.cast_for(key), model=self.ref)
+                if value is not None:
+                    self._settled.update(to_spec(field, value))
+                    self.origins[field] = source[4:] if source.startswith("env ") else f"{source} {key}"
+        return self._settled
+
+    def spec(self, **fields: Any) -> Any:
+        """A validated spec: the command's common fields with `fields` (one prompt, one input) over them.
+        What was typed or stored is checked first (exit 2), then the model is resolved (exit 3)."""
+        merged = {"task": self.task, **self.fields, **{k: v for k, v in fields.items() if v is not None}}
+        if self.task in ("variation", "interpolate") and merged.get("prior") == merged.get("model"):
+            merged.pop("prior", None)  # a combined Kandinsky folder records itself as its prior
+        spec.build(merged)
+        merged = {**self._config_fields(), **merged, "model": self.ref.text}
+        return spec.build(merged, origins=self.origins)
+
+    def inputs(self, given: str | list[str] | None, key: str, what: str) -> list[str]:
+        """The paths of an input argument: typed (`-`: stdin lines, where difftool's `--json` result lines stand
+        for their path), else the one `--from` stored, else none."""
+        from difftool import images
+
+        stored = self.fields.pop(key, None)
+        if given:
+            return images.result_paths(self.lines([given] if isinstance(given, str) else given, what))
+        return [stored] if stored else []
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from difftool.engine import Engine
+
+            self._engine = Engine(reporter=self.console, allow_pickle=bool(self.flags.values.get("allow_pickle")),
+                                  refresh=bool(self.flags.values.get("refresh")),
+                                  threads=config.lookup("threads", None, None, int))
+        return self._engine
+
+    def plan(self, total: int, default_template: str, fields: tuple[str, ...], target: str | None = None) -> Any:
+        """The output plan (checked now, before any model loads) for `total` images."""
+        from difftool.outputs import OutputPlan
+
+        output = self.flags.values.get("output")
+        plan = OutputPlan(output if output is not None else config.lookup("output", None, target, model=self.ref),
+                          overwrite=bool(self.flags.values.get("overwrite")), default_template=default_template,
+                          fields=fields)
+        plan.validate(total)
+        return plan
+
+    def execute(self, specs: list[Any], plan: Any, inputs: int = 0, failed: int = 0) -> list[Path]:
+        """Run every spec, write every image, print every result; an input that fails among several is reported
+        and skipped (`inputs`: how many there were, `failed`: how many already failed), then exit 2 at the end."""
+        from difftool.outputs import write_with
+
+        as_json = bool(self.flags.values.get("json_"))
+        total = sum(count(s) for s in specs)
+        written: list[Path] = []
+        for job in specs:
+            try:
+                for result_ in self.engine.run(job):
+                    if plan.to_stdout:
+                        self._to_stdout(result_)
+                        continue
+                    path, fresh = plan.path_for(len(written), total, seed=result_.seed, model=self.ref.name,
+                                                **result_.name_fields)
+                    path = write_with(result_.write, path, overwrite=plan.overwrite, fresh=fresh)
+                    written.append(path)
+                    if as_json:
+                        result_json({"path": str(path), **result_.record})
+                    else:
+                        result(str(path))
+                    self.console.info(f"wrote {path} (seed {result_.seed})")
+            except InputError as exc:
+                if inputs <= 1:
+                    raise
+                error(exc.message)
+                failed += 1
+        self.finish(written, specs)
+        if failed:
+            raise UsageError(f"{failed} of {inputs} inputs failed (see above); the others were written.")
+        if self.skipped:
+            raise UsageError(f"{len(self.skipped)} stdin line(s) skipped (see above); the others were written.")
+        return written
+
+    def _to_stdout(self, made: Any) -> None:
+        import sys
+
+        data = made.png()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        self.console.info(f"wrote the PNG to stdout ({len(data)} bytes, seed {made.seed})")
+
+    def finish(self, written: list[Path], specs: list[Any]) -> None:
+        """`--grid` (a contact sheet) and interpolate's `--gif`, once every image is written."""
+        from difftool import composites
+
+        overwrite = bool(self.flags.values.get("overwrite"))
+        as_json = bool(self.flags.values.get("json_"))
+        if specs and specs[0].gif and written:
+            composites.write_gif(written, overwrite, as_json, self.console)
+        if self.flags.values.get("grid"):
+            composites.write_grid(written, overwrite, as_json, self.console)
+
+
+def count(job: Any) -> int:
+    """How many images a spec makes."""
+    return job.frames or job.num_images
+
+
+def probe_inputs(paths: list[str], what: str = "Input image") -> tuple[list[Any], list[str]]:
+    """Check every input's header (nothing decoded): the good ones, and one message per bad one."""
+    from difftool import images
+
+    good, errors = [], []
+    for path in paths:
+        try:
+            good.append(images.probe(path, what))
+        except InputError as exc:
+            errors.append(exc.message)
+    return good, errors
+
+
+def report_bad(errors: list[str], total: int, what: str = "input images") -> None:
+    """Print the bad inputs' errors; when nothing is left to do, stop now (exit 2) before a model loads."""
+    if errors and len(errors) == total:
+        if total == 1:
+            raise InputError(errors[0])
+        for message in errors:
+            error(message)
+        raise UsageError(f"None of the {total} {what} could be read.")
+    for message in errors:
+        error(message)
