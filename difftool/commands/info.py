@@ -20,7 +20,8 @@ from difftool.terminal import printable
 
 #: Shown first, in this order; the other keys follow alphabetically.
 ORDER = ("prompt", "negative", "model", "task", "seed", "steps", "guidance", "width", "height", "scheduler",
-         "strength", "lora", "source", "mask", "prior", "items")
+         "sampler", "strength", "clip_skip", "hires_scale", "hires_steps", "hires_upscaler", "hires_denoise", "lora",
+         "source", "mask", "prior", "items")
 
 
 def _show(value: Any) -> str:
@@ -38,7 +39,8 @@ def describe(path: Path, source: str | None, settings: dict[str, Any], where: st
     version = settings.get("version")
     label = LABELS.get(source, source) + (f" {version}" if source == "difftool" and version else "")
     lines = [f"{path}  ({label}{f', {where}' if where and where != 'PNG text' else ''})"]
-    keys = [k for k in ORDER if k in settings] + sorted(k for k in settings if k not in ORDER and k != "version")
+    keys = [k for k in ORDER if k in settings] + sorted(k for k in settings if k not in (*ORDER, "version", "extra"))
+    keys += ["extra"] if "extra" in settings else []  # what other tools stored that difftool has no field for
     shown = [(k, settings[k]) for k in keys if settings[k] not in (None, "", [], {})]
     width = max((len(k) for k, _ in shown), default=0)
     for key, value in shown:

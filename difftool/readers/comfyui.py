@@ -39,6 +39,7 @@ class _Graph:
     def __init__(self, graph: dict[str, Any]) -> None:
         self.nodes = {str(k): v for k, v in graph.items() if isinstance(v, dict)}
         self.budget = MAX_STEPS
+        self.sources: set[str] = set()  # nodes a value was taken from (a primitive, a string node)
 
     def node(self, link: Any) -> tuple[str, dict[str, Any]] | None:
         if not _is_link(link) or self.budget <= 0:
@@ -69,6 +70,7 @@ class _Graph:
                 if target is not None:
                     found = self.value(target[1], (name, *_VALUE_NAMES), depth + 1)
                     if found is not None:
+                        self.sources.add(target[0])
                         return found
                 continue
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -232,6 +234,7 @@ def parse_prompt_graph(text: str) -> dict[str, Any] | None:
             out["strength"] = float(denoise)
         else:
             extra["denoise"] = denoise
+    used |= graph.sources
     for node_key, node in graph.nodes.items():
         kind = graph.kind(node)
         if node_key in used or kind in UNDERSTOOD:

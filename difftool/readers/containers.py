@@ -94,15 +94,19 @@ def _read_png(f: BinaryIO) -> Container:
         if kind == b"IEND":
             break
         if kind == b"IHDR" and length >= 13:
-            data = f.read(length)
+            data = f.read(13)
+            if len(data) < 13:
+                break
             out.width, out.height, out.png_bit_depth, out.png_color_type = struct.unpack(">IIBB", data[:10])
-            out.png_interlaced = len(data) > 12 and data[12] == 1
-            f.seek(4, io.SEEK_CUR)
+            out.png_interlaced = data[12] == 1
+            f.seek(length - 13 + 4, io.SEEK_CUR)
             continue
         if kind in (b"tEXt", b"zTXt", b"iTXt"):
             if length > MAX_TEXT_BYTES:
                 raise _TooMuch(f"a text chunk holds more than {MAX_TEXT_BYTES // 2**20} MiB")
             data = f.read(length)
+            if len(data) < length:
+                break  # truncated inside the chunk
             f.seek(4, io.SEEK_CUR)  # CRC: not checked; a damaged chunk shows as damaged text
             parsed = _png_text(kind, data)
             if parsed is None:
@@ -221,9 +225,10 @@ def _read_webp(f: BinaryIO) -> Container:
         if kind == b"EXIF" and length <= MAX_TEXT_BYTES:
             _exif_text(f.read(padded)[:length], out)
         elif kind == b"VP8X" and length >= 10:
-            data = f.read(padded)
+            data = f.read(10)
             out.width = 1 + int.from_bytes(data[4:7], "little")
             out.height = 1 + int.from_bytes(data[7:10], "little")
+            f.seek(padded - len(data), io.SEEK_CUR)
         else:
             f.seek(padded, io.SEEK_CUR)
     return out
