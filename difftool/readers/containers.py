@@ -331,52 +331,49 @@ def stealth_text(path: Path | str, box: Container) -> tuple[str, str] | None:
         from PIL import Image
 
         with Image.open(path) as im:
+            if im.mode not in ("RGB", "RGBA"):
+                return None
             im.load()
-            channels = [im.getchannel("A").tobytes()] if im.mode == "RGBA" else []
-            if im.mode in ("RGB", "RGBA"):
-                channels.append(b"".join(im.getchannel(c).tobytes() for c in "RGB"))  # planes R, G, B
-            width, height = im.size
+            for rgb in ([False, True] if im.mode == "RGBA" else [True]):
+                found = _stealth_payload(im, rgb)
+                if found is not None:
+                    return found
     except Exception:  # a broken or truncated image: no stealth text
         return None
-    for plane in channels:
-        rgb = len(plane) == 3 * width * height
-        found = _stealth_payload(plane, width, height, rgb)
-        if found is not None:
-            return found
     return None
 
 
-def _stealth_payload(plane: bytes, width: int, height: int, rgb: bool) -> tuple[str, str] | None:
-    size = width * height
+#: bytes.translate table: each byte -> b"0" or b"1", its low bit.
+_LOW_BIT = bytes.maketrans(bytes(range(256)), bytes(b"01"[i & 1] for i in range(256)))
+
+
+def _stealth_payload(im: Any, rgb: bool) -> tuple[str, str] | None:
+    """The payload hidden in a loaded RGB/RGBA image: the signature is checked on its 120 bits first (a few
+    pixels of the first column), then the bit stream is taken at C speed (the image transposed, so that its
+    bytes come column by column, each mapped to its low bit)."""
+    width, height = im.size
+    pixels = im.load()
+    per_pixel = 3 if rgb else 1
+    if width * height * per_pixel < 8 * 15 + 32:
+        return None
 
     def bit(i: int) -> int:
-        if rgb:  # three bits per pixel, R G B, pixels column by column
-            pixel, channel = divmod(i, 3)
-        else:
-            pixel, channel = i, 0
+        pixel, channel = divmod(i, 3) if rgb else (i, 3)
         x, y = divmod(pixel, height)
-        return plane[channel * size + y * width + x] & 1
+        return pixels[x, y][channel] & 1
 
-    capacity = size * (3 if rgb else 1)
-
-    def read_bytes(start: int, count: int) -> bytes:
-        out = bytearray()
-        for n in range(count):
-            value = 0
-            for k in range(8):
-                value = (value << 1) | bit(start + 8 * n + k)
-            out.append(value)
-        return bytes(out)
-
-    if capacity < 8 * 15 + 32:
-        return None
-    mode = _SIGNATURES.get(read_bytes(0, 15))
+    head = bytes(int("".join(str(bit(8 * n + k)) for k in range(8)), 2) for n in range(15))
+    mode = _SIGNATURES.get(head)
     if mode is None or (mode[0] == "rgb") != rgb:
         return None
-    bits = int.from_bytes(read_bytes(120, 4), "big")
-    if bits <= 0 or bits % 8 or 152 + bits > capacity or bits // 8 > MAX_STEALTH_BYTES:
+    from PIL import Image
+
+    plane = im.convert("RGB") if rgb else im.getchannel("A")
+    stream = plane.transpose(Image.Transpose.TRANSPOSE).tobytes().translate(_LOW_BIT)
+    bits = int(stream[120:152], 2)
+    if bits <= 0 or bits % 8 or 152 + bits > len(stream) or bits // 8 > MAX_STEALTH_BYTES:
         return None
-    payload = read_bytes(152, bits // 8)
+    payload: bytes | None = int(stream[152 : 152 + bits], 2).to_bytes(bits // 8, "big")
     if mode[1]:
         payload = _inflate(payload, MAX_STEALTH_BYTES, wbits=31, strict=False)  # gzip
         if payload is None:
