@@ -209,6 +209,17 @@ def test_seed_values_and_unparsed_numbers() -> None:
     assert readers.to_spec_fields("a1111", bad)[1] == ["CFG scale", "Size", "Steps"]
 
 
+def test_forge_flux_distilled_guidance() -> None:
+    """Forge writes Flux's distilled guidance apart from CFG scale (1); diffusers' Flux guidance_scale is the
+    distilled one. (The shape of Forge's infotext for Flux, e.g. `Distilled CFG Scale: 3.5`, `Module 1: ae`.)"""
+    text = ("a fox\nSteps: 20, Sampler: Euler, Schedule type: Simple, CFG scale: 1, Distilled CFG Scale: 3.5, "
+            "Seed: 5, Size: 1024x768, Model: flux1-dev-bnb-nf4-v2, Version: f2.0.1v1.10.1-previous-530-g8bd7e056, "
+            "Module 1: ae")
+    settings = a1111.parse_infotext(text)
+    assert (settings["guidance"], settings["scheduler"], a1111.source_of(settings)) == (3.5, "euler", "forge")
+    assert readers.to_spec_fields("forge", settings)[1] == ["Module 1", "Schedule type"]
+
+
 def test_quoted_values_and_a_hostile_line() -> None:
     text = 'p\nSteps: 1, Sampler: Euler, Lora hashes: "a: 1, b: \\"2\\"", Seed: 3, ControlNet 0: "x", Version: v1'
     settings = a1111.parse_infotext(text)

@@ -177,6 +177,12 @@ def parse_infotext(text: str) -> dict[str, Any]:
             continue  # read with the sampler below
         else:
             extra[key] = value
+    distilled = _float(extra.get("Distilled CFG Scale", ""))
+    if distilled is not None:  # Forge's Flux: the distilled guidance is what diffusers' guidance_scale means
+        del extra["Distilled CFG Scale"]
+        if out.get("guidance") not in (None, 1.0):  # a real CFG on top: diffusers' Flux has no such
+            extra["CFG scale"] = raw["CFG scale"]
+        out["guidance"] = distilled
     sampler = out.get("sampler")
     if isinstance(sampler, str) and sampler:
         ours, schedule_honoured = samplers.a1111(sampler, raw.get("Schedule type"))
