@@ -19,7 +19,7 @@ from difftool.readers import a1111, comfyui, containers, json_formats
 from difftool.readers.fields import SPEC_FIELDS
 from difftool.terminal import printable
 
-EXAMPLES = int(os.environ.get("DIFFTOOL_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("DIFFTOOL_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: Pieces of real infotexts, so that generated text hits the parser's branches, not only its prompt path.
