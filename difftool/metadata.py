@@ -7,7 +7,6 @@ civitai, ...) and `difftool` with the full settings as JSON (read back by `--fro
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from difftool import __version__
@@ -54,118 +53,31 @@ def pnginfo(settings: dict[str, Any]) -> Any:
     return info
 
 
-# ---- reading settings back (difftool info, --from) ------------------------------------------------------
-
-#: A1111's own pattern for one `Key: value` pair of the last infotext line (values may be JSON-quoted).
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-#: A1111 infotext names -> our settings keys and value types.
-_FROM_INFOTEXT: dict[str, tuple[str, type]] = {
-    "Steps": ("steps", int), "CFG scale": ("guidance", float), "Seed": ("seed", int), "Model": ("model", str),
-    "Denoising strength": ("strength", float), "Sampler": ("sampler", str),
-}
+# ---- reading settings back: difftool.readers (kept here for the callers of the first version) ----------
 
 
 def parse_infotext(text: str) -> dict[str, Any]:
-    """An A1111 `parameters` text -> settings (prompt, negative, steps, guidance, seed, width, height,
-    scheduler when the sampler is one we know, model, strength) plus every other pair under `extra`."""
-    lines = text.strip().split("\n")
-    last = lines[-1] if lines else ""
-    if len(_PARAM.findall(last)) < 3:  # no parameter line: it is all prompt
-        last = ""
-    else:
-        lines = lines[:-1]
-    prompt: list[str] = []
-    negative: list[str] = []
-    in_negative = False
-    for line in lines:
-        if line.startswith("Negative prompt:"):
-            in_negative = True
-            line = line[len("Negative prompt:"):].strip()
-        (negative if in_negative else prompt).append(line)
-    out: dict[str, Any] = {"prompt": "\n".join(prompt).strip()}
-    if in_negative:
-        out["negative"] = "\n".join(negative).strip()
-    extra: dict[str, str] = {}
-    for key, value in _PARAM.findall(last):
-        key, value = key.strip(), value.strip()
-        if value.startswith('"') and value.endswith('"'):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        if key == "Size" and re.fullmatch(r"\d+x\d+", value):
-            out["width"], out["height"] = (int(v) for v in value.split("x"))
-        elif key in _FROM_INFOTEXT:
-            name, kind = _FROM_INFOTEXT[key]
-            try:
-                out[name] = kind(value)
-            except ValueError:
-                extra[key] = value
-        else:
-            extra[key] = value
-    sampler = out.pop("sampler", None)
-    if sampler:
-        if extra.get("Schedule type", "").lower() == "karras" and not sampler.endswith("Karras"):
-            sampler += " Karras"
-        ours = {v.lower(): k for k, v in A1111_NAMES.items()}.get(sampler.lower())
-        out["scheduler"] = ours or sampler
-    if extra:
-        out["extra"] = extra
-    return out
+    """An A1111 `parameters` text -> settings (see readers.a1111.parse_infotext)."""
+    from difftool.readers.a1111 import parse_infotext as parse
+
+    return parse(text)
 
 
 def read(path: Any) -> tuple[str | None, dict[str, Any], str | None]:
-    """(source, settings, raw infotext) stored in an image: source is `difftool`, `a1111` or None.
+    """(source, settings, raw text) stored in an image: `difftool`, `a1111` or None.
 
+    The first version's contract, for replay.py until it reads through `readers.read` and
+    `readers.to_spec_fields`: every foreign format (Forge, ComfyUI, Fooocus, InvokeAI, NovelAI, SwarmUI)
+    is reported as `a1111`, whose settings use the same keys, so that its model name is taken as a hint.
     Raises UsageError when the file is missing or not an image. Only Pillow is imported.
     """
-    from PIL import Image, UnidentifiedImageError
-
+    from difftool import readers
     from difftool.errors import UsageError
 
     try:
-        with Image.open(path) as im:
-            chunks = {k: v for k, v in (getattr(im, "text", None) or im.info).items() if isinstance(v, str)}
-            if "parameters" not in chunks:  # A1111 JPEG/WebP: EXIF UserComment
-                comment = _exif_comment(im)
-                if comment:
-                    chunks["parameters"] = comment
-    except FileNotFoundError:
-        raise UsageError(f"'{path}' does not exist.") from None
-    except IsADirectoryError:
-        raise UsageError(f"'{path}' is a folder, not an image.") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UsageError(f"'{path}' is not an image ({type(exc).__name__}).") from None
-    raw = chunks.get("parameters")
-    own = chunks.get("difftool")
-    if own:
-        try:
-            data = json.loads(own)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            return "difftool", data, raw
-    if raw:
-        return "a1111", parse_infotext(raw), raw
-    return None, {}, None
-
-
-def _exif_comment(im: Any) -> str | None:
-    """The EXIF UserComment (where A1111 stores `parameters` in JPEG and WebP files), decoded."""
-    try:
-        raw = im.getexif().get_ifd(0x8769).get(0x9286)
-    except Exception:  # no or broken EXIF: no settings
-        return None
-    if isinstance(raw, str):
-        return raw.strip("\0").strip() or None
-    if not isinstance(raw, bytes) or len(raw) < 8:
-        return None
-    head, body = raw[:8], raw[8:]
-    if head == b"UNICODE\0":
-        # piexif writes UTF-16 big-endian; a little-endian body has its zero bytes second
-        be = len(body) > 1 and body[0] == 0
-        text = body.decode("utf-16-be" if be or not body[1:2] == b"\0" else "utf-16-le", errors="replace")
-    else:
-        text = body.decode("utf-8", errors="replace")
-    return text.strip("\0").strip() or None
-
+        found = readers.read(path)
+    except readers.ReadError as exc:
+        raise UsageError(str(exc)) from None
+    if found.source in (None, "difftool"):
+        return found.source, found.settings, found.raw
+    return "a1111", found.settings, found.raw

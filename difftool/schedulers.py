@@ -28,12 +28,40 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "dpm++sde": ("DPMSolverSinglestepScheduler", {}),
     "unipc": ("UniPCMultistepScheduler", {}),
     "lcm": ("LCMScheduler", {}),
+    # more of A1111's samplers, as diffusers' scheduler docs map them (read from shared images, --from)
+    "euler-karras": ("EulerDiscreteScheduler", {"use_karras_sigmas": True}),
+    "heun-karras": ("HeunDiscreteScheduler", {"use_karras_sigmas": True}),
+    "lms-karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
+    "dpm++sde-karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+    "dpm++2m-sde-exponential": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": False, "use_exponential_sigmas": True},
+    ),
+    "dpm++3m-sde": (
+        "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_karras_sigmas": False},
+    ),
+    "dpm++3m-sde-karras": (
+        "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_karras_sigmas": True},
+    ),
+    "dpm++3m-sde-exponential": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_karras_sigmas": False, "use_exponential_sigmas": True},
+    ),
+    "dpm2": ("KDPM2DiscreteScheduler", {}),
+    "dpm2-karras": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
+    "dpm2-a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "dpm2-a-karras": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
 }
 
 A1111_NAMES = {
     "euler": "Euler", "euler-a": "Euler a", "heun": "Heun", "lms": "LMS", "ddim": "DDIM", "ddpm": "DDPM",
     "pndm": "PLMS", "dpm++2m": "DPM++ 2M", "dpm++2m-karras": "DPM++ 2M Karras", "dpm++2m-sde": "DPM++ 2M SDE",
     "dpm++2m-sde-karras": "DPM++ 2M SDE Karras", "dpm++sde": "DPM++ SDE", "unipc": "UniPC", "lcm": "LCM",
+    "euler-karras": "Euler Karras", "heun-karras": "Heun Karras", "lms-karras": "LMS Karras",
+    "dpm++sde-karras": "DPM++ SDE Karras", "dpm++2m-sde-exponential": "DPM++ 2M SDE Exponential",
+    "dpm++3m-sde": "DPM++ 3M SDE", "dpm++3m-sde-karras": "DPM++ 3M SDE Karras",
+    "dpm++3m-sde-exponential": "DPM++ 3M SDE Exponential", "dpm2": "DPM2", "dpm2-karras": "DPM2 Karras",
+    "dpm2-a": "DPM2 a", "dpm2-a-karras": "DPM2 a Karras",
 }
 
 
@@ -60,7 +88,9 @@ def describe(scheduler: Any) -> str:
     """The user-facing name of a live scheduler, for metadata (the class name when unnamed)."""
     cls = type(scheduler).__name__
     cfg = scheduler.config
-    for name, (class_name, overrides) in SCHEDULERS.items():
-        if class_name == cls and all(cfg.get(k) == v for k, v in overrides.items()):
-            return name
-    return cls
+    matches = [
+        (len(overrides), name) for name, (class_name, overrides) in SCHEDULERS.items()
+        if class_name == cls and all(cfg.get(k) == v for k, v in overrides.items())
+    ]
+    # the most specific entry wins: a Karras Euler is "euler-karras", not "euler" (whose overrides are none)
+    return max(matches, key=lambda m: m[0])[1] if matches else cls
