@@ -1,6 +1,7 @@
 """Everything the user reads that is not a result: logs, warnings, progress bars, all on stderr.
 
-stdout is reserved for results (paths or JSON lines), so `difftool gen ... | xargs` always works. `Console` is
+stdout is reserved for results (paths or JSON lines), so `difftool gen ... | xargs` always works. Every line
+shows untrusted text (prompts and paths from other people's images) with control and bidi characters escaped. `Console` is
 one command's stderr (its `-q` decides what shows); `error`, `warn` and the result writers hold no state.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 
 from rich.console import Console as RichConsole
 
+from difftool.terminal import escape_json, printable
+
 
 def _stderr() -> RichConsole:
     # made per call: the streams may be swapped (tests, redirections), and Rich reads sys.stderr at creation
@@ -22,11 +25,11 @@ def _stderr() -> RichConsole:
 
 def warn(message: str) -> None:
     """A warning; shown even with -q."""
-    _stderr().print(f"warning: {message}", style="yellow", markup=False)
+    _stderr().print(f"warning: {printable(message)}", style="yellow", markup=False)
 
 
 def error(message: str) -> None:
-    _stderr().print(f"error: {message}", style="bold red", markup=False)
+    _stderr().print(f"error: {printable(message)}", style="bold red", markup=False)
 
 
 def result(line: str) -> None:
@@ -37,7 +40,7 @@ def result(line: str) -> None:
 
 def result_json(record: dict[str, Any]) -> None:
     """One JSON result line: strict JSON (no NaN/Infinity, which strict parsers reject)."""
-    result(json.dumps(record, ensure_ascii=False, default=str, allow_nan=False))
+    result(escape_json(json.dumps(record, ensure_ascii=False, default=str, allow_nan=False)))
 
 
 class Console:
@@ -50,7 +53,7 @@ class Console:
     def info(self, message: str) -> None:
         """A progress/log line; silenced by -q."""
         if not self.quiet:
-            self.err.print(message, markup=False)
+            self.err.print(printable(message), markup=False)
 
     def warn(self, message: str) -> None:
         warn(message)

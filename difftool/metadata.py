@@ -51,33 +51,3 @@ def pnginfo(settings: dict[str, Any]) -> Any:
     info.add_text("parameters", infotext(settings))
     info.add_text("difftool", json.dumps({"version": __version__, **settings}, ensure_ascii=False, default=str))
     return info
-
-
-# ---- reading settings back: difftool.readers (kept here for the callers of the first version) ----------
-
-
-def parse_infotext(text: str) -> dict[str, Any]:
-    """An A1111 `parameters` text -> settings (see readers.a1111.parse_infotext)."""
-    from difftool.readers.a1111 import parse_infotext as parse
-
-    return parse(text)
-
-
-def read(path: Any) -> tuple[str | None, dict[str, Any], str | None]:
-    """(source, settings, raw text) stored in an image: `difftool`, `a1111` or None.
-
-    The first version's contract, for replay.py until it reads through `readers.read` and
-    `readers.to_spec_fields`: every foreign format (Forge, ComfyUI, Fooocus, InvokeAI, NovelAI, SwarmUI)
-    is reported as `a1111`, whose settings use the same keys, so that its model name is taken as a hint.
-    Raises UsageError when the file is missing or not an image. Only Pillow is imported.
-    """
-    from difftool import readers
-    from difftool.errors import UsageError
-
-    try:
-        found = readers.read(path)
-    except readers.ReadError as exc:
-        raise UsageError(str(exc)) from None
-    if found.source in (None, "difftool"):
-        return found.source, found.settings, found.raw
-    return "a1111", found.settings, found.raw

@@ -28,15 +28,24 @@ TOGETHER = {"source": ("source_sha256", "source_data"), "mask": ("mask_sha256", 
 def load(path: Path, task: str, say: Any, typed: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
     """The spec fields stored in `path` that a `task` command re-runs, leaving out the `typed` ones (and what
     goes with them); UsageError when there are none or one is invalid. `say` (a Console) reports what happens."""
-    from difftool import metadata
+    from difftool import readers
 
-    source, settings, _ = metadata.read(path)
-    if source is None:
+    try:
+        found = readers.read(path)
+    except readers.ReadError as exc:
+        raise UsageError(f"--from: {exc}") from None
+    settings = found.settings
+    if found.source is None:
         raise UsageError(f"--from: '{path}' holds no generation settings to re-run.")
-    if source == "difftool":
+    if found.source == "difftool":
         fields = spec.from_record(settings)
     else:
-        fields = _from_infotext(settings, path, say)
+        fields, not_honoured = readers.to_spec_fields(found.source, settings)
+        fields = _model_hint(fields, path, say)
+        unknown = sorted(k for k in fields if k not in spec.TASK_FIELDS[task])
+        if not_honoured or unknown:
+            say.warn(f"--from {path} ({readers.LABELS[found.source]}): not honoured: "
+                     f"{', '.join([*not_honoured, *unknown])}.")
     made_by = fields.get("task", "gen")
     if made_by != task:
         say.warn(f"{path} was made by `difftool {made_by}`; re-running the settings this command takes.")
@@ -61,12 +70,11 @@ def load(path: Path, task: str, say: Any, typed: set[str] = frozenset()) -> dict
     return out
 
 
-def _from_infotext(settings: dict[str, Any], path: Path, say: Any) -> dict[str, Any]:
-    """An AUTOMATIC1111 infotext's settings as spec fields: its model is used only when difftool can load it."""
+def _model_hint(fields: dict[str, Any], path: Path, say: Any) -> dict[str, Any]:
+    """Another tool's model name is used only when difftool can load it (an alias, a folder, a cached hub id)."""
     from difftool import references
 
-    fields = {k: v for k, v in settings.items() if k not in ("extra", "model")}
-    model = settings.get("model")
+    model = fields.pop("model", None)
     if model:
         try:
             references.resolve(str(model))
@@ -74,8 +82,6 @@ def _from_infotext(settings: dict[str, Any], path: Path, say: Any) -> dict[str, 
         except Exception:
             say.info(f"--from: model '{model}' of {path} is not a difftool model reference; using -m or the default "
                      "model")
-    if fields.get("seed") == -1:  # A1111: -1 = random
-        fields.pop("seed")
     return fields
 
 
