@@ -59,7 +59,7 @@ class LoadOptions:
         values = {"offload": self.offload, "vae_tiling": self.vae_tiling, "vae_slicing": self.vae_slicing,
                   "compile": self.compile, "tiny_vae": self.tiny_vae}
         if self.lora:
-            values["lora"] = [lora.record() for lora in self.lora]
+            values["lora"] = [lora.record() for lora in self.lora if not lora.tag] or None  # tags: in the prompt
         return {k: v for k, v in values.items() if v}
 
 

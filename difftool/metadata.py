@@ -16,7 +16,8 @@ from difftool.schedulers import A1111_NAMES
 #: Our settings keys -> A1111 infotext names, in A1111's order.
 _INFOTEXT_KEYS = (
     ("steps", "Steps"), ("sampler", "Sampler"), ("guidance", "CFG scale"), ("seed", "Seed"), ("size", "Size"),
-    ("model", "Model"), ("strength", "Denoising strength"),
+    ("model", "Model"), ("strength", "Denoising strength"), ("a1111_clip_skip", "Clip skip"),
+    ("hires_scale", "Hires upscale"), ("hires_steps", "Hires steps"), ("a1111_hires_upscaler", "Hires upscaler"),
 )
 
 
@@ -37,11 +38,27 @@ def infotext(settings: dict[str, Any]) -> str:
     if sched:
         values["sampler"] = A1111_NAMES.get(sched, sched)
     if values.get("width") and values.get("height"):
-        values["size"] = f"{values['width']}x{values['height']}"
+        values["size"] = f"{values['width']}x{values['height']}"  # with the hires fix: the first pass's, as A1111
+    values.update(_a1111_extras(values))
     parts = [f"{label}: {_fmt(values[key])}" for key, label in _INFOTEXT_KEYS if values.get(key) is not None]
     parts.append(f"Version: difftool {__version__}")
     lines.append(", ".join(parts))
     return "\n".join(lines)
+
+
+def _a1111_extras(values: dict[str, Any]) -> dict[str, Any]:
+    """Clip skip and hires fix values as A1111 writes them (its clip skip counts from 1; the hires fix's
+    denoise is its `Denoising strength`)."""
+    from difftool.prompts import clip_skip_to_a1111
+
+    out: dict[str, Any] = {"a1111_clip_skip": clip_skip_to_a1111(values.get("clip_skip"), str(values.get("pipeline")))}
+    if values.get("hires_scale"):
+        from difftool.hires import Hires
+
+        out["a1111_hires_upscaler"] = Hires(1.0, upscaler=str(values.get("hires_upscaler") or "latent")).a1111_upscaler()
+        if values.get("strength") is None:
+            out["strength"] = values.get("hires_denoise")
+    return out
 
 
 def pnginfo(settings: dict[str, Any]) -> Any:
@@ -62,6 +79,7 @@ _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _FROM_INFOTEXT: dict[str, tuple[str, type]] = {
     "Steps": ("steps", int), "CFG scale": ("guidance", float), "Seed": ("seed", int), "Model": ("model", str),
     "Denoising strength": ("strength", float), "Sampler": ("sampler", str),
+    "Hires upscale": ("hires_scale", float), "Hires steps": ("hires_steps", int),
 }
 
 
@@ -103,6 +121,7 @@ def parse_infotext(text: str) -> dict[str, Any]:
                 extra[key] = value
         else:
             extra[key] = value
+    _read_hires(out, extra)
     sampler = out.pop("sampler", None)
     if sampler:
         if extra.get("Schedule type", "").lower() == "karras" and not sampler.endswith("Karras"):
@@ -112,6 +131,26 @@ def parse_infotext(text: str) -> dict[str, Any]:
     if extra:
         out["extra"] = extra
     return out
+
+
+def _read_hires(out: dict[str, Any], extra: dict[str, str]) -> None:
+    """A1111's hires fix keys -> hires_* settings: with `Hires upscale`, `Denoising strength` is the hires
+    denoise; `Hires steps: 0` means the first pass's steps; an upscaler difftool does not have (ESRGAN
+    models ...) stays in `extra` for the caller to report."""
+    if "hires_scale" not in out:
+        return
+    if "strength" in out:
+        out["hires_denoise"] = out.pop("strength")
+    if not out.get("hires_steps"):
+        out.pop("hires_steps", None)
+    name = extra.get("Hires upscaler")
+    if name is not None:
+        from difftool.hires import IMAGE_MODES, LATENT_MODES
+
+        known = {a1111.lower(): ours for ours, (*_, a1111) in {**LATENT_MODES, **IMAGE_MODES}.items()}
+        if name.lower() in known:
+            out["hires_upscaler"] = known[name.lower()]
+            del extra["Hires upscaler"]
 
 
 def read(path: Any) -> tuple[str | None, dict[str, Any], str | None]:

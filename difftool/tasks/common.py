@@ -72,7 +72,7 @@ def run_jobs(loaded: Loaded, jobs: Iterable[Job], plan: OutputPlan, total: int, 
         nsfw = getattr(out, "nsfw_content_detected", None)
         if nsfw and nsfw[0]:
             console.warn(f"the safety checker blacked out image {index + 1} (seed {job.seed}).")
-        settings = {**job.settings, "width": image.width, "height": image.height}
+        settings = {"width": image.width, "height": image.height, **job.settings}  # a task's own size wins (hires)
         path, fresh = plan.path_for(index, total, seed=job.seed, model=loaded.ref.name, **job.name_fields)
         path = write_png(image, path, metadata.pnginfo(settings), overwrite=plan.overwrite, fresh=fresh)
         written.append(path)

@@ -30,6 +30,14 @@ class GenRequest:
     prior_steps: int | None = None
     """unCLIP (Kandinsky) prior steps and guidance (the combined pipelines' prior_* kwargs)."""
     prior_guidance: float | None = None
+    weighting: str = "a1111"
+    """Prompt syntax (difftool.prompts): a1111, compel or off."""
+    clip_skip: int | None = None
+    hires: Any = None
+    """difftool.hires.Hires, or None (no hires fix)."""
+    tags: Any = None
+    """difftool.lora_tags.TagPlan: the prompts without their <lora:...> tags and each one's adapter weights."""
+    lora_dir: list[str] | None = None
 
 
 #: GenRequest field -> (pipeline kwarg, the flag named in errors)
@@ -114,17 +122,35 @@ def run(ref: ModelRef, req: GenRequest, opts: LoadOptions, plan: OutputPlan, as_
     settings = recorded(loaded, req, kwargs, "gen")
     first = seeds(req)
     total = len(req.prompts) * req.num_images
+    from difftool import prompts as weighting
+    from difftool.hires import HiresFix, base_size
+
+    negative = kwargs.pop("negative_prompt", None)
+    settings.update(weighting=req.weighting, clip_skip=req.clip_skip)
+    steps = settings["steps"] or 0
+    pipe = loaded.pipe
+    if req.hires is not None:  # the first pass's size is the image's recorded size, as A1111's `Size`
+        kwargs["width"], kwargs["height"] = base_size(loaded.pipe, req.width, req.height)
+        settings.update(req.hires.record(settings["steps"]), width=kwargs["width"], height=kwargs["height"])
+        steps += settings["hires_steps"] or 0
+        loaded = replace(loaded, pipe=HiresFix(loaded.pipe, req.hires, opts))
 
     def jobs() -> Iterator[Job]:
-        for prompt in req.prompts:
+        for index, prompt in enumerate(req.prompts):
+            text, neg = (req.tags.texts[index], req.tags.negative) if req.tags else (prompt, negative)
+            if req.tags:
+                req.tags.activate(pipe, index)
+            tagged = {"lora_dir": req.lora_dir, "lora_tags": req.tags.record(index)} if req.tags and \
+                req.tags.record(index) else {}
+            text_kwargs = weighting.prompt_kwargs(pipe, text, neg, weighting=req.weighting, clip_skip=req.clip_skip)
             for i in range(req.num_images):
                 seed = first + i
                 yield Job(
-                    kwargs={"prompt": prompt, **kwargs},
+                    kwargs={**kwargs, **text_kwargs},
                     seed=seed,
-                    settings={**settings, "prompt": prompt, "seed": seed},
+                    settings={**settings, "prompt": prompt, "seed": seed, **tagged},
                     name_fields={"prompt": prompt},
-                    steps=settings["steps"] or 0,
+                    steps=steps,
                 )
 
     return run_jobs(loaded, jobs(), plan, total, as_json)
