@@ -27,20 +27,16 @@ from difftool.lora import PICKLE_SUFFIXES, Lora
 
 _TAG = re.compile(r"<(\w+):([^>]+)>")
 LORA_KINDS = ("lora", "lyco")
-_index: dict[tuple[Path, bool], dict[str, list[Path]]] = {}
 
 
 def _files(folder: Path, allow_pickle: bool) -> dict[str, list[Path]]:
-    """stem -> LoRA files under `folder` (recursive), built once per folder."""
-    key = (folder, allow_pickle)
-    if key not in _index:
-        suffixes = {".safetensors", *(PICKLE_SUFFIXES if allow_pickle else ())}
-        found: dict[str, list[Path]] = {}
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in suffixes and path.is_file():
-                found.setdefault(path.stem, []).append(path)
-        _index[key] = found
-    return _index[key]
+    """stem -> LoRA files under `folder` (recursive; read each time, so files added meanwhile are found)."""
+    suffixes = {".safetensors", *(PICKLE_SUFFIXES if allow_pickle else ())}
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in suffixes and path.is_file():
+            found.setdefault(path.stem, []).append(path)
+    return found
 
 
 def find(name: str, dirs: Sequence[Path], allow_pickle: bool = False) -> Path:
@@ -65,7 +61,7 @@ def find(name: str, dirs: Sequence[Path], allow_pickle: bool = False) -> Path:
     if pickles and not allow_pickle:
         raise ModelUnavailable(f"LoRA '{name}' is a pickle file ({pickles[0]}), which can run code when loaded; use "
                                "a .safetensors LoRA or pass --allow-pickle if you trust it.")
-    where = ", ".join(str(d) for d in dirs)
+    where = ", ".join(str(d) + ("" if d.is_dir() else " (not a folder)") for d in dirs)
     raise UsageError(f"LoRA '{name}' of the prompt's <lora:{name}:...> tag was not found in {where} "
                      f"(looked for {name}.safetensors, subfolders included).")
 

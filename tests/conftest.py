@@ -91,3 +91,9 @@ def pixels(path: Path):
 def tiny_x4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight StableDiffusionUpscalePipeline folder (x4)."""
     return builders.build_x4_upscaler(tmp_path_factory.mktemp("models") / "tiny-x4")
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytorch_lora_weights.safetensors for tiny_sd's UNet (random, non-zero B matrices)."""
+    return builders.build_lora(tiny_sd, tmp_path_factory.mktemp("lora") / "tiny-lora")
