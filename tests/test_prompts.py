@@ -188,3 +188,15 @@ def test_gen_weighting_and_clip_skip_through_the_cli(cli, tiny_sd: Path, sd_pipe
     assert not np.array_equal(pixels(Path("s.png")), pixels(Path("w.png")))
     r = cli("gen", "a cat", "-m", tiny_sd, *BASE, "--weighting", "loud")
     assert r.exit_code == 2 and "Unknown --weighting 'loud'" in r.stderr
+
+
+def test_img2img_takes_weighting_and_clip_skip(cli, tiny_sd: Path) -> None:
+    r = cli("gen", "a cat", "-m", tiny_sd, *BASE, "-o", "src.png")
+    assert r.exit_code == 0, r.stderr
+    runs = {"plain": ["a cat"], "one": ["a (cat:1.0)"], "skip": ["a (cat:1.0)", "--clip-skip", "1"]}
+    for name, args in runs.items():
+        r = cli("img2img", "src.png", *args, "-m", tiny_sd, *BASE, "-o", f"{name}.png")
+        assert r.exit_code == 0, r.stderr
+    assert np.array_equal(pixels(Path("one.png")), pixels(Path("plain.png")))
+    assert not np.array_equal(pixels(Path("skip.png")), pixels(Path("plain.png")))
+    assert json.loads(png_text(Path("skip.png"))["difftool"])["clip_skip"] == 1

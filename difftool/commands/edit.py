@@ -42,6 +42,17 @@ def _grid(grid: bool, outcome: Any, overwrite: bool, as_json: bool) -> None:
         write_grid(outcome.written, overwrite=overwrite, as_json=as_json)
 
 
+def _prompt_options(req: Any, opts: Any, allow_pickle: bool, weighting: str | None, clip_skip: int | None,
+                    lora_dir: list[str] | None) -> None:
+    """--weighting, --clip-skip and <lora:...> tags (--lora-dir), as for gen (no hires fix here)."""
+    from difftool.commands.generate import prompt_options
+
+    values = prompt_options(req.prompts, req.negative, opts, allow_pickle, weighting, clip_skip, lora_dir, None, None,
+                            None, None)
+    for key, value in values.items():
+        setattr(req, key, value)
+
+
 def _finish(outcome: Any, inputs: int) -> None:
     if outcome.failed:
         raise UsageError(f"{outcome.failed} of {inputs} inputs failed (see above); the others were written.")
@@ -102,6 +113,9 @@ def img2img(
     prior: options.Prior = None,
     prior_steps: options.PriorSteps = None,
     prior_guidance: options.PriorGuidance = None,
+    weighting: options.Weighting = None,
+    clip_skip: options.ClipSkip = None,
+    lora_dir: options.LoraDir = None,
 ) -> None:
     """Repaint images following a prompt (one PNG path per line on stdout).
 
@@ -111,11 +125,11 @@ def img2img(
     """
     console.set_quiet(quiet)
     (image, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
+     vae_tiling, vae_slicing, config_ref, weighting, clip_skip, lora_dir) = replay.fill(
         from_, "img2img", {"image": replay.stored_file("source")}, image=image, prompt=prompt, strength=strength,
         model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
         scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
-        config_ref=config_ref)
+        config_ref=config_ref, weighting=weighting, clip_skip=clip_skip, lora_dir=lora_dir)
     if image is None or prompt is None:
         raise UsageError("img2img needs IMAGE and PROMPT (or --from IMAGE to re-run an image's settings).")
     ref = resolve_model(model, config_ref)
@@ -125,6 +139,7 @@ def img2img(
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
     opts.prior = prior
+    _prompt_options(req, opts, allow_pickle, weighting, clip_skip, lora_dir)
     req.images = images.result_paths(read_lines([image], "image paths"))
     plan = _plan(output, overwrite, len(req.images) * num_images)
 
@@ -173,6 +188,9 @@ def inpaint(
     prior: options.Prior = None,
     prior_steps: options.PriorSteps = None,
     prior_guidance: options.PriorGuidance = None,
+    weighting: options.Weighting = None,
+    clip_skip: options.ClipSkip = None,
+    lora_dir: options.LoraDir = None,
 ) -> None:
     """Repaint the white part of a mask following a prompt (one PNG path per line on stdout).
 
@@ -181,11 +199,12 @@ def inpaint(
     """
     console.set_quiet(quiet)
     (image, mask, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
+     vae_tiling, vae_slicing, config_ref, weighting, clip_skip, lora_dir) = replay.fill(
         from_, "inpaint", {"image": replay.stored_file("source"), "mask": replay.stored_file("mask")}, image=image,
         mask=mask, prompt=prompt, strength=strength, model=model, negative=negative, steps=steps, guidance=guidance,
         seed=seed, width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae,
-        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref)
+        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref, weighting=weighting, clip_skip=clip_skip,
+        lora_dir=lora_dir)
     if image is None or mask is None or prompt is None:
         raise UsageError("inpaint needs IMAGE, MASK and PROMPT (or --from IMAGE to re-run an image's settings).")
     if image == "-" and mask == "-":
@@ -197,6 +216,7 @@ def inpaint(
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
     opts.prior = prior
+    _prompt_options(req, opts, allow_pickle, weighting, clip_skip, lora_dir)
     req.images = images.result_paths(read_lines([image], "image paths"))
     req.masks = images.result_paths(read_lines([mask], "mask paths"))
     pairs = len(req.images) * len(req.masks)

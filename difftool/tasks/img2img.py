@@ -168,6 +168,16 @@ def run_edits(
     prompt = req.prompts[0]
     total = len(sources) * req.num_images
     bad = [failed]
+    from difftool.prompts import prompt_kwargs
+
+    negative = kwargs.pop("negative_prompt", None)
+    if req.tags:  # <lora:...> tags: the text without them; their LoRAs were loaded with the pipeline
+        req.tags.activate(loaded.pipe, 0)
+        settings.update(lora_dir=req.lora_dir, lora_tags=req.tags.record(0))
+    settings.update(weighting=req.weighting, clip_skip=req.clip_skip)
+    text_kwargs = prompt_kwargs(loaded.pipe, req.tags.texts[0] if req.tags else prompt,
+                                req.tags.negative if req.tags else negative, weighting=req.weighting,
+                                clip_skip=req.clip_skip)
 
     def jobs() -> Iterator[Job]:
         for src in sources:
@@ -176,7 +186,7 @@ def run_edits(
                 image = images.resize_cover(images.load(src.info.path), width, height)
                 extra: dict[str, Any] = {"source": str(src.info.path.resolve()),
                                          "source_sha256": images.sha256(src.info.path)}
-                call: dict[str, Any] = {"prompt": prompt, "image": image, **kwargs}
+                call: dict[str, Any] = {**text_kwargs, "image": image, **kwargs}
                 if src.mask is not None and src.mask_info is not None:
                     call["mask_image"] = images.resize_cover(src.mask, width, height)
                     extra.update(mask=str(src.mask_info.path.resolve()), mask_sha256=images.sha256(src.mask_info.path))
