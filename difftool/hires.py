@@ -105,6 +105,12 @@ def base_size(pipe: Any, width: int | None, height: int | None) -> tuple[int, in
     """The first pass's size: the one asked for, else the pipeline's default (as SD/SDXL pipelines compute it)."""
     if width is not None and height is not None:
         return width, height
+    import inspect
+
+    params = inspect.signature(pipe.__call__).parameters
+    own = [params[k].default if k in params and isinstance(params[k].default, int) else None for k in ("width", "height")]
+    if own[0] is not None and own[1] is not None:  # pipelines with a fixed default size (Kandinsky: 512)
+        return width or own[0], height or own[1]
     factor = int(getattr(pipe, "vae_scale_factor", 8))
     sample = getattr(pipe, "default_sample_size", None)
     if sample is None:
