@@ -82,6 +82,14 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "noise-level": (int,),
     "tile": (int,),
     "upscaler": (str,),
+    "max-pixels": (int,),
+    "weighting": (str,),
+    "clip-skip": (int,),
+    "hires": (float, int),
+    "hires-steps": (int,),
+    "hires-denoise": (float, int),
+    "hires-upscaler": (str,),
+    "lora-dir": (list, str),
 }
 #: Keys that make no sense per model.
 GLOBAL_ONLY = {"model", "upscaler"}

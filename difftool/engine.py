@@ -80,11 +80,28 @@ class Engine:
 
             hub.require_cached_offline(ref.repo_id, ref.revision)
         opts = self.load_options(job)
+        tags = _tag_plan(job, opts.lora, self.allow_pickle)
+        if tags is not None:
+            opts = replace(opts, lora=tags.adapters)  # the tagged LoRAs load with the pipeline (part of its key)
         first = job.seed if job.seed is not None else self._random_seed(say)
-        ctx = Context(ref, lambda task: self.pipeline(ref, task, opts, say), first, Step(say, cancel))
+        ctx = Context(ref, lambda task: self.pipeline(ref, task, opts, say), first, Step(say, cancel), tags=tags,
+                      other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say))
         runner = {"gen": gen.run, "img2img": edit.run, "inpaint": edit.run, "upscale": upscale.run,
                   "variation": unclip.variation, "interpolate": unclip.interpolate}[job.task]
         yield from runner(ctx, job)
+
+    @staticmethod
+    def _other(text: str) -> Any:
+        from difftool import references
+
+        return references.resolve(text)
+
+    def _plain(self, opts: Any) -> Any:
+        """Load options for a helper model (the hires fix's upscaler): the same device and dtype, no switches."""
+        from difftool.loading import LoadOptions
+
+        return LoadOptions(device=opts.device, dtype=opts.dtype, offload=opts.offload, allow_pickle=self.allow_pickle,
+                           refresh=self.refresh)
 
     @staticmethod
     def _random_seed(say: Reporter) -> int:
@@ -169,6 +186,22 @@ class Engine:
         with self._lock:
             return [{"model": e.base.ref.label, "device": e.base.device, "dtype": e.base.dtype_name,
                      "tasks": sorted(e.tasks), "bytes": e.size} for e in self._entries.values()]
+
+
+def _tag_plan(job: Any, loras: tuple[Any, ...], allow_pickle: bool) -> Any:
+    """The prompt's <lora:name:scale> tags resolved against `lora_dir` (None when the prompt has no tags)."""
+    if job.task not in ("gen", "img2img", "inpaint") or not job.prompt:
+        return None
+    if "<" not in job.prompt and "<" not in (job.negative or ""):
+        return None
+    from pathlib import Path
+
+    from difftool import lora_tags
+
+    dirs = [Path(d).expanduser() for d in job.lora_dir or []]
+    plan = lora_tags.plan([job.prompt], job.negative, loras, dirs, allow_pickle)
+    changed = plan.texts[0] != job.prompt or plan.negative != job.negative
+    return plan if changed or any(a.tag for a in plan.adapters) else None
 
 
 def _memory_size(pipe: Any) -> int:

@@ -32,6 +32,8 @@ class Lora:
     repo_id: str | None = None
     revision: str | None = None
     weight_name: str | None = None
+    tag: str | None = None
+    """The name of the prompt's `<lora:name:...>` tag it comes from (not recorded: the prompt carries it)."""
 
     def record(self) -> dict[str, Any]:
         return {"ref": self.ref, "scale": self.scale}
@@ -114,6 +116,11 @@ def locate(lora: Lora, refresh: bool = False) -> Path:
     return _weights_in(folder, lora.ref)
 
 
+def adapter_names(loras: tuple[Lora, ...]) -> list[str]:
+    """The adapter names `apply` gives, in order (what `set_adapters` switches)."""
+    return [f"lora{index}" for index in range(len(loras))]
+
+
 def apply(pipe: Any, loras: tuple[Lora, ...], refresh: bool = False) -> None:
     """Load every adapter into the pipeline and activate them with their scales."""
     if not loras:
@@ -128,14 +135,12 @@ def apply(pipe: Any, loras: tuple[Lora, ...], refresh: bool = False) -> None:
 
     # peft warns when a second adapter joins the first: that is what stacking LoRAs means
     warnings.filterwarnings("ignore", message=".*Already found a `peft_config` attribute.*")
-    names = []
-    for index, lora in enumerate(loras):
+    names = adapter_names(loras)
+    for name, lora in zip(names, loras):
         path = locate(lora, refresh)
-        name = f"lora{index}"
         try:
             pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
         except (ValueError, KeyError, RuntimeError, OSError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelUnavailable(f"LoRA '{lora.ref}' cannot be loaded into {type(pipe).__name__}: {first}") from exc
-        names.append(name)
     pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])

@@ -15,7 +15,8 @@ from difftool.schedulers import A1111_NAMES
 #: Our settings keys -> A1111 infotext names, in A1111's order.
 _INFOTEXT_KEYS = (
     ("steps", "Steps"), ("sampler", "Sampler"), ("guidance", "CFG scale"), ("seed", "Seed"), ("size", "Size"),
-    ("model", "Model"), ("strength", "Denoising strength"),
+    ("model", "Model"), ("strength", "Denoising strength"), ("a1111_clip_skip", "Clip skip"),
+    ("hires_scale", "Hires upscale"), ("hires_steps", "Hires steps"), ("a1111_hires_upscaler", "Hires upscaler"),
 )
 
 
@@ -36,11 +37,27 @@ def infotext(settings: dict[str, Any]) -> str:
     if sched:
         values["sampler"] = A1111_NAMES.get(sched, sched)
     if values.get("width") and values.get("height"):
-        values["size"] = f"{values['width']}x{values['height']}"
+        values["size"] = f"{values['width']}x{values['height']}"  # with the hires fix: the first pass's, as A1111
+    values.update(_a1111_extras(values))
     parts = [f"{label}: {_fmt(values[key])}" for key, label in _INFOTEXT_KEYS if values.get(key) is not None]
     parts.append(f"Version: difftool {__version__}")
     lines.append(", ".join(parts))
     return "\n".join(lines)
+
+
+def _a1111_extras(values: dict[str, Any]) -> dict[str, Any]:
+    """Clip skip and hires fix values as A1111 writes them (its clip skip counts from 1; the hires fix's
+    denoise is its `Denoising strength`)."""
+    from difftool.prompts import clip_skip_to_a1111
+
+    out: dict[str, Any] = {"a1111_clip_skip": clip_skip_to_a1111(values.get("clip_skip"), str(values.get("pipeline")))}
+    if values.get("hires_scale"):
+        from difftool.hires import Hires
+
+        out["a1111_hires_upscaler"] = Hires(1.0, upscaler=str(values.get("hires_upscaler") or "latent")).a1111_upscaler()
+        if values.get("strength") is None:
+            out["strength"] = values.get("hires_denoise")
+    return out
 
 
 def pnginfo(settings: dict[str, Any]) -> Any:

@@ -133,3 +133,40 @@ PriorSteps = Annotated[Optional[int], typer.Option("--prior-steps", help="Kandin
 PriorGuidance = Annotated[Optional[float], typer.Option("--prior-guidance", help="Kandinsky prior guidance "
                                                         "scale (default: the model's, 4).", rich_help_panel=UNCLIP,
                                                         show_default=False)]
+
+Weighting = Annotated[
+    Optional[str],
+    typer.Option("--weighting", help="Prompt syntax: a1111 ((word:1.3), (word), [word], \\( escapes, BREAK; prompts "
+                 "past 75 tokens in chunks), compel (word++, (words)1.3, .blend()), off (the text as typed). "
+                 "Default: a1111.", rich_help_panel=GEN, show_default=False),
+]
+ClipSkip = Annotated[
+    Optional[int],
+    typer.Option("--clip-skip", help="Skip the last N layers of the CLIP text encoder (diffusers' clip_skip; "
+                 "A1111's \"Clip skip: 2\" is 1 on SD 1.x).", rich_help_panel=GEN, show_default=False),
+]
+LoraDir = Annotated[
+    Optional[list[str]],
+    typer.Option("--lora-dir", help="Folder where <lora:name:0.8> tags in prompts are looked up (subfolders "
+                 "included; repeatable). Default: lora-dir in the config file.", rich_help_panel=MODEL,
+                 show_default=False),
+]
+
+HIRES = "Hires fix"
+Hires = Annotated[
+    Optional[float],
+    typer.Option("--hires", metavar="SCALE", help="Hires fix: make the image at -W/-H, enlarge it "
+                 "SCALE times, then refine it by image to image with the same seed (A1111's two passes).",
+                 rich_help_panel=HIRES, show_default=False),
+]
+HiresSteps = Annotated[Optional[int], typer.Option("--hires-steps", help="Steps of the second pass (default: "
+                                                   "the first pass's).", rich_help_panel=HIRES, show_default=False)]
+HiresDenoise = Annotated[Optional[float], typer.Option("--hires-denoise", help="How much the second "
+                                                       "pass may change the enlarged image, 0..1 (default 0.7).",
+                                                       rich_help_panel=HIRES, show_default=False)]
+HiresUpscaler = Annotated[
+    Optional[str],
+    typer.Option("--hires-upscaler", help="latent (default: latents enlarged, as A1111's Latent), latent-bicubic, "
+                 "latent-nearest, ..., lanczos (the decoded image resized), or an upscaler model (x4, x2-latent, ...).",
+                 rich_help_panel=HIRES, show_default=False),
+]

@@ -41,17 +41,21 @@ FLAGS = {
     "vae_tiling": "--vae-tiling", "vae_slicing": "--vae-slicing", "compile": "--compile", "lora": "--lora",
     "frames": "--frames", "weights": "--weights", "gif": "--gif", "prompt_weight": "--prompt-weight",
     "variant": "variant", "safety_checker": "--no-safety-checker", "max_pixels": "--max-pixels",
+    "weighting": "--weighting", "clip_skip": "--clip-skip", "lora_dir": "--lora-dir", "hires_scale": "--hires",
+    "hires_steps": "--hires-steps", "hires_denoise": "--hires-denoise", "hires_upscaler": "--hires-upscaler",
 }
 _LOAD = {"version", "task", "model", "config", "variant", "lora", "seed", "device", "dtype", "offload", "vae_tiling",
          "vae_slicing", "compile", "tiny_vae", "safety_checker"}
 _GEN = _LOAD | {"prompt", "negative", "steps", "guidance", "scheduler", "width", "height", "max_pixels", "num_images",
                 "prior", "prior_steps", "prior_guidance"}
 _SOURCE = {"source", "source_sha256", "source_data"}
+_PROMPTING = {"weighting", "clip_skip", "lora_dir"}
+_HIRES = {"hires_scale", "hires_steps", "hires_denoise", "hires_upscaler"}
 #: The fields each task takes: a spec may set no other (a typo in a JSONL line is an error, not ignored).
 TASK_FIELDS = {
-    "gen": _GEN,
-    "img2img": _GEN | _SOURCE | {"strength"},
-    "inpaint": _GEN | _SOURCE | {"strength", "mask", "mask_sha256", "mask_data"},
+    "gen": _GEN | _PROMPTING | _HIRES,
+    "img2img": _GEN | _PROMPTING | _SOURCE | {"strength"},
+    "inpaint": _GEN | _PROMPTING | _SOURCE | {"strength", "mask", "mask_sha256", "mask_data"},
     "upscale": (_LOAD - {"lora", "tiny_vae", "vae_slicing", "config"}) | _SOURCE | {
         "prompt", "negative", "steps", "guidance", "noise_level", "tile"},
     "variation": (_GEN - {"config"}) | _SOURCE | {"prompt_weight"},
@@ -62,7 +66,7 @@ MODEL_FAMILIES = ({"gen", "img2img", "inpaint"}, {"upscale"}, {"variation", "int
 #: Spec fields that describe the machine a job ran on, not the image: `--from` does not replay them.
 MACHINE_FIELDS = ("device", "dtype", "offload", "compile")
 #: Keys a stored record carries besides the spec: what ran (recorded, never read back as settings).
-RECORD_ONLY = ("pipeline", "difftool", "denoise_steps", "scale", "tile_overlap", "frame", "safety_checker_ran",
+RECORD_ONLY = ("pipeline", "difftool", "lora_tags", "denoise_steps", "scale", "tile_overlap", "frame", "safety_checker_ran",
                "path", "images", "frames_written")
 
 
@@ -153,6 +157,16 @@ def _build() -> dict[str, Any]:
         prior_guidance: Optional[float] = Field(None, ge=0, le=1000, allow_inf_nan=False)
         noise_level: Optional[int] = Field(None, ge=0, le=1000)
         tile: Optional[int] = Field(None, ge=0, le=MAX_SIDE)
+        # -- prompt syntax, hires fix (difftool.prompts, difftool.hires, difftool.lora_tags)
+        weighting: Optional[str] = Field(None, description="Prompt syntax: a1111 (default), compel or off.")
+        clip_skip: Optional[int] = Field(None, ge=0, le=24, description="CLIP layers to skip (diffusers' count: "
+                                         "A1111's 'Clip skip: 2' is 1 on SD 1.x).")
+        lora_dir: Optional[list[str]] = Field(None, description="Folders where <lora:name:scale> tags are looked up.")
+        hires_scale: Optional[float] = Field(None, ge=1, le=8, allow_inf_nan=False)
+        hires_steps: Optional[int] = Field(None, ge=1, le=MAX_STEPS)
+        hires_denoise: Optional[float] = Field(None, gt=0, le=1, allow_inf_nan=False)
+        hires_upscaler: Optional[str] = Field(None, description="latent (default), latent-bicubic, ..., lanczos, "
+                                              "nearest, or an upscaler model reference.")
         # -- inputs: a path (with its SHA-256 once recorded), or base64 bytes in *_data for requests
         source: Optional[str] = Field(None, description="Input image path (img2img, inpaint, upscale, variation).")
         source_sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$")
@@ -189,6 +203,20 @@ def _build() -> dict[str, Any]:
             if v is not None and not all(math.isfinite(x) for x in v):
                 raise ValueError("must be finite numbers")
             return v
+
+        @field_validator("weighting")
+        @classmethod
+        def _weighting(cls, v: Optional[str]) -> Optional[str]:
+            from difftool import prompts
+
+            return None if v is None else prompts.check_weighting(v)
+
+        @field_validator("hires_upscaler")
+        @classmethod
+        def _upscaler(cls, v: Optional[str]) -> Optional[str]:
+            from difftool import hires
+
+            return None if v is None else hires.check(1.0, upscaler=v).upscaler  # A1111's names read back too
 
         @field_validator("width", "height")
         @classmethod
@@ -284,7 +312,17 @@ def check_whole(spec: Any, flags: bool = False) -> None:
     if task in ("img2img", "inpaint") and spec.steps and spec.strength is not None and spec.steps * spec.strength < 1:
         raise ValueError(f"{n('strength')} {spec.strength:g} with {spec.steps} steps leaves no denoising step; raise "
                          f"{n('strength')} or {n('steps')} (at least steps x strength >= 1)")
+    if spec.hires_scale is None:
+        given = [n(f) for f in ("hires_steps", "hires_denoise", "hires_upscaler") if getattr(spec, f) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} {n('hires_scale')} SCALE "
+                             "(the hires fix is off without it)")
     limit = spec.max_pixels or MAX_PIXELS
+    if spec.hires_scale and spec.width and spec.height:
+        size = int(spec.width * spec.hires_scale) * int(spec.height * spec.hires_scale)
+        if size > limit:
+            raise ValueError(f"{n('hires_scale')} {spec.hires_scale:g} makes {size} pixels, over the limit of {limit}; "
+                             f"pass {n('max_pixels')} {size} if you mean it")
     if spec.width and spec.height and spec.width * spec.height > limit:
         raise ValueError(f"{spec.width}x{spec.height} is {spec.width * spec.height} pixels, over the limit of "
                          f"{limit}; pass {n('max_pixels')} {spec.width * spec.height} if you mean it")

@@ -373,3 +373,31 @@ def build_tiny_autoencoder(folder: Path, seed: int = 0) -> Path:
     )
     vae.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def build_sdxl(folder: Path, seed: int = 0) -> Path:
+    """A tiny StableDiffusionXLPipeline (two 3-layer CLIP text encoders of width 32, the second with a projection;
+    a text_time UNet of 16/32 channels) saved in the Hub layout; makes 64x64 images."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    parts = sd_components(seed)
+    torch.manual_seed(seed)
+    parts["unet"] = UNet2DConditionModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=64, norm_num_groups=8, attention_head_dim=4, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=80,
+    )  # 80 = 6 size/crop values x 8 + the 32-wide pooled text embedding
+    config = CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05,
+                            num_attention_heads=4, num_hidden_layers=3, pad_token_id=1, vocab_size=1000,
+                            hidden_act="gelu", projection_dim=32)
+    torch.manual_seed(seed)
+    parts["text_encoder"] = CLIPTextModel(config)
+    torch.manual_seed(seed + 1)
+    text_encoder_2 = CLIPTextModelWithProjection(config)
+    tokenizer = write_clip_tokenizer(folder.parent / (folder.name + "-tokenizer"))
+    pipe = StableDiffusionXLPipeline(**parts, text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return folder

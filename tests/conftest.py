@@ -128,3 +128,9 @@ def red(tmp_path_factory: pytest.TempPathFactory) -> Path:
     im.paste((30, 40, 200), (16, 16, 48, 48))
     im.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytorch_lora_weights.safetensors for tiny_sd's UNet (random, non-zero B matrices)."""
+    return builders.build_lora(tiny_sd, tmp_path_factory.mktemp("lora") / "tiny-lora")

@@ -13,12 +13,6 @@ from conftest import pixels, place_in_cache, png_text
 BASE = ["--steps", "2", "--seed", "3"]
 
 
-@pytest.fixture(scope="session")
-def tiny_lora(tiny_sd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pytorch_lora_weights.safetensors for tiny_sd's UNet (random, non-zero B matrices)."""
-    return builders.build_lora(tiny_sd, tmp_path_factory.mktemp("lora") / "tiny-lora")
-
-
 def gen(cli, tiny_sd: Path, out: str, *extra: str) -> np.ndarray:
     r = cli("gen", "a cat", "-m", tiny_sd, *BASE, "-o", out, *extra)
     assert r.exit_code == 0, r.stderr

@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from difftool.commands.common import guarded
-from difftool.commands.groups import GENERATION, Flags, uses
+from difftool.commands.groups import GENERATION, HIRES, Flags, uses
 from difftool.errors import UsageError
 
 
 @guarded
-@uses(GENERATION)
+@uses(GENERATION + HIRES)
 def gen(
     prompts: Annotated[Optional[list[str]], typer.Argument(
         help="Prompts; `-` reads prompts from stdin, one per line (optional with --from).", show_default=False)] = None,

@@ -60,8 +60,19 @@ OUTPUT: Group = (
     ("grid", options.Grid, False),
     ("from_", options.From, None),
 )
-#: Everything gen, img2img and inpaint take besides their own arguments.
-GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR
+PROMPTING: Group = (
+    ("weighting", options.Weighting, None),
+    ("clip_skip", options.ClipSkip, None),
+    ("lora_dir", options.LoraDir, None),
+)
+HIRES: Group = (
+    ("hires_scale", options.Hires, None),
+    ("hires_steps", options.HiresSteps, None),
+    ("hires_denoise", options.HiresDenoise, None),
+    ("hires_upscaler", options.HiresUpscaler, None),
+)
+#: Everything img2img and inpaint take besides their own arguments (gen: and the hires fix).
+GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING
 #: Command parameter -> spec field, where the names differ or the value needs converting.
 SPEC_NAMES = {"config_ref": "config", "compile_": "compile"}
 #: Parameters that are not spec fields (how to write, how to load: the caller's policy).
@@ -107,6 +118,8 @@ def to_spec(name: str, value: Any) -> dict[str, Any]:
     -> lora [{ref: a, scale: 0.5}], and renamed parameters."""
     if name == "no_safety_checker":
         return {"safety_checker": not value}
+    if name == "lora_dir":
+        return {"lora_dir": [value] if isinstance(value, str) else list(value) if value else None}
     if name == "lora":
         from difftool.lora import split_scale
 

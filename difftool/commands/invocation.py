@@ -21,6 +21,8 @@ CONFIG_KEYS = {
     "scheduler": "scheduler", "strength": "strength", "device": "device", "dtype": "dtype", "offload": "offload",
     "tiny_vae": "tiny-vae", "variant": "variant", "lora": "lora", "prior_steps": "prior-steps",
     "prior_guidance": "prior-guidance", "noise_level": "noise-level", "tile": "tile", "max_pixels": "max-pixels",
+    "weighting": "weighting", "clip_skip": "clip-skip", "lora_dir": "lora-dir", "hires_scale": "hires",
+    "hires_steps": "hires-steps", "hires_denoise": "hires-denoise", "hires_upscaler": "hires-upscaler",
 }
 #: The model of each task when nothing names one: (config key, built-in default). unCLIP tasks ignore the
 #: `model` setting, which names a gen model; upscale has its own `upscaler` setting.

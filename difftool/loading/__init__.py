@@ -60,8 +60,8 @@ class LoadOptions:
         """The speed/memory switches in effect, recorded in every image's metadata."""
         values = {"offload": self.offload, "vae_tiling": self.vae_tiling, "vae_slicing": self.vae_slicing,
                   "compile": self.compile, "tiny_vae": self.tiny_vae}
-        if self.lora:
-            values["lora"] = [lora.record() for lora in self.lora]
+        if self.lora:  # a prompt's <lora:...> tags are not listed: the prompt carries them
+            values["lora"] = [lora.record() for lora in self.lora if not getattr(lora, "tag", None)] or None
         return {k: v for k, v in values.items() if v}
 
 

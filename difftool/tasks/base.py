@@ -172,6 +172,10 @@ class Context:
     """`pipeline("text2img"|"img2img"|"inpaint"|"upscale")` -> `loading.Loaded`."""
     first_seed: int
     step: Step = field(default_factory=Step)
+    tags: Any = None
+    """`lora_tags.TagPlan` when the prompt has <lora:...> tags (their LoRAs are loaded with the pipeline)."""
+    other: Callable[[str, str], Any] | None = None
+    """`other(model reference, task)` -> another model's `loading.Loaded` (the hires fix's upscaler)."""
 
     def defaults(self) -> dict[str, Any]:
         """The registry's defaults for this model (aliases and known hub ids), by spec field."""
@@ -229,6 +233,22 @@ def ran(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def text_kwargs(ctx: Context, spec: Any, pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The prompt's kwargs for the call (plain text, or weighted embeddings: `difftool.prompts`) with <lora:...>
+    tags taken out and their weights set, and what to record about it. Takes `negative_prompt` out of `kwargs`."""
+    from difftool import prompts
+
+    negative = kwargs.pop("negative_prompt", None)
+    text = spec.prompt
+    weighting = prompts.check_weighting(spec.weighting)
+    record: dict[str, Any] = {"weighting": weighting, "clip_skip": spec.clip_skip}
+    if ctx.tags is not None:
+        ctx.tags.activate(pipe, 0)
+        text, negative = ctx.tags.texts[0], ctx.tags.negative if negative is not None else None
+        record.update(lora_dir=spec.lora_dir, lora_tags=ctx.tags.record(0) or None)
+    return prompts.prompt_kwargs(pipe, text, negative, weighting=weighting, clip_skip=spec.clip_skip), record
+
+
 def image_result(out: Any, record: dict[str, Any], name_fields: dict[str, Any], step: Step) -> Result:
     """The first image of a pipeline output as a Result (its real size recorded), warning when the safety
     checker blacked it out."""
@@ -236,4 +256,4 @@ def image_result(out: Any, record: dict[str, Any], name_fields: dict[str, Any], 
     nsfw = getattr(out, "nsfw_content_detected", None)
     if nsfw and nsfw[0]:
         step.reporter.warn(f"the safety checker blacked out the image of seed {record.get('seed')}.")
-    return Result({**record, "width": image.width, "height": image.height}, name_fields, image=image)
+    return Result({"width": image.width, "height": image.height, **record}, name_fields, image=image)  # hires: its own

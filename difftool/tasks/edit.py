@@ -26,6 +26,7 @@ from difftool.tasks.base import (
     check_accepts,
     image_result,
     ran,
+    text_kwargs,
 )
 
 #: Default img2img strength for models the registry does not know.
@@ -119,10 +120,11 @@ def run(ctx: Context, spec: Any) -> Iterator[Result]:
     if (width, height) != source.image.size:
         ctx.step.reporter.info(f"{source.path or 'input'}: {source.image.width}x{source.image.height} resized to "
                                f"{width}x{height}")
-    call_args: dict[str, Any] = {"prompt": spec.prompt, "image": images.resize_cover(source.image, width, height),
-                                 **kwargs}
     record = {**base_record(loaded, task), "prompt": spec.prompt, "negative": spec.negative, **ran(pipe, kwargs),
               "strength": used, **source.record("source")}
+    texts, said = text_kwargs(ctx, spec, pipe, kwargs)
+    record.update(said)
+    call_args: dict[str, Any] = {**texts, "image": images.resize_cover(source.image, width, height), **kwargs}
     if mask is not None:
         picture = mask.image
         if picture.size != source.image.size:
