@@ -53,6 +53,11 @@ class LoadOptions:
     """`difftool.lora.Lora` adapters to load (`--lora`)."""
     prior: str | None = None
     """`--prior`: the unCLIP prior (Kandinsky) to load with a decoder, overriding its own link."""
+    controlnets: tuple = ()
+    """`--control` ControlNet references, in order (difftool.control): the ControlNet pipeline is loaded."""
+    ip_adapter: str | None = None
+    """`--ip-adapter` (or "auto": the family's standard one) and how many copies (one per --image-prompt)."""
+    ip_adapter_count: int = 0
 
     def switches(self) -> dict[str, object]:
         """The speed/memory switches in effect, recorded in every image's metadata."""
@@ -186,7 +191,11 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
         if opts.prior:
             raise UsageError(f"--prior applies to unCLIP models (Kandinsky 2.1/2.2), not to checkpoint '{ref.path}'.")
         pipe = load_single_file(ref, opts, dtype)
-        if task != "text2img":
+        if opts.controlnets:
+            from difftool import control
+
+            pipe = control.attach(auto, pipe, ref, opts, dtype, task)
+        elif task != "text2img":
             pipe = _switch_task(auto, pipe, ref, task)
     else:
         folder = local_folder(ref, opts)
@@ -198,6 +207,10 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
             **component_kwargs(folder, opts),
             **extra,
         }
+        if opts.controlnets:
+            from difftool import control
+
+            kwargs.update(control.load_kwargs(ref, folder, opts, dtype, task))
         if opts.tiny_vae and has_component(folder, "vae") and "vae" not in kwargs:
             kwargs["vae"] = load_tiny_vae(opts.tiny_vae, dtype, opts)  # the full VAE is then never loaded
         if opts.variant:
@@ -383,6 +396,10 @@ def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
         from difftool import lora
 
         lora.apply(pipe, opts.lora, refresh=opts.refresh)
+    if opts.ip_adapter:  # before offload hooks and torch.compile, like LoRAs
+        from difftool import ipadapter
+
+        ipadapter.apply(pipe, opts.ip_adapter, opts.ip_adapter_count, opts.allow_pickle, opts.refresh)
     if opts.offload:
         gpu = "cuda" if device.startswith("cuda") else device
         if opts.offload == "model":

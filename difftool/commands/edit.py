@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from difftool import config, console, images, options, replay, schedulers
+from difftool import config, console, guides, images, options, replay, schedulers
 from difftool.commands.common import check_size, guarded, load_options, read_lines, resolve_model
 from difftool.errors import UsageError
 
@@ -102,6 +102,13 @@ def img2img(
     prior: options.Prior = None,
     prior_steps: options.PriorSteps = None,
     prior_guidance: options.PriorGuidance = None,
+    control: options.Control = None,
+    control_preprocess: options.ControlPreprocess = None,
+    control_mode: options.ControlMode = None,
+    control_start: options.ControlStart = None,
+    control_end: options.ControlEnd = None,
+    image_prompt: options.ImagePrompt = None,
+    ip_adapter: options.IpAdapter = None,
 ) -> None:
     """Repaint images following a prompt (one PNG path per line on stdout).
 
@@ -111,11 +118,14 @@ def img2img(
     """
     console.set_quiet(quiet)
     (image, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
-        from_, "img2img", {"image": replay.stored_file("source")}, image=image, prompt=prompt, strength=strength,
-        model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
-        scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
-        config_ref=config_ref)
+     vae_tiling, vae_slicing, config_ref, control, control_preprocess, control_mode, control_start, control_end,
+     image_prompt, ip_adapter) = replay.fill(
+        from_, "img2img", {"image": replay.stored_file("source"), **guides.REPLAY}, image=image, prompt=prompt,
+        strength=strength, model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width,
+        height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling,
+        vae_slicing=vae_slicing, config_ref=config_ref, control=control, control_preprocess=control_preprocess,
+        control_mode=control_mode, control_start=control_start, control_end=control_end, image_prompt=image_prompt,
+        ip_adapter=ip_adapter)
     if image is None or prompt is None:
         raise UsageError("img2img needs IMAGE and PROMPT (or --from IMAGE to re-run an image's settings).")
     ref = resolve_model(model, config_ref)
@@ -125,6 +135,9 @@ def img2img(
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
     opts.prior = prior
+    req.guides = guides.build(control, control_preprocess, control_mode, control_start, control_end, image_prompt,
+                              ip_adapter, allow_pickle, refresh)
+    guides.configure(opts, req.guides)
     req.images = images.result_paths(read_lines([image], "image paths"))
     plan = _plan(output, overwrite, len(req.images) * num_images)
 
@@ -173,6 +186,13 @@ def inpaint(
     prior: options.Prior = None,
     prior_steps: options.PriorSteps = None,
     prior_guidance: options.PriorGuidance = None,
+    control: options.Control = None,
+    control_preprocess: options.ControlPreprocess = None,
+    control_mode: options.ControlMode = None,
+    control_start: options.ControlStart = None,
+    control_end: options.ControlEnd = None,
+    image_prompt: options.ImagePrompt = None,
+    ip_adapter: options.IpAdapter = None,
 ) -> None:
     """Repaint the white part of a mask following a prompt (one PNG path per line on stdout).
 
@@ -181,11 +201,15 @@ def inpaint(
     """
     console.set_quiet(quiet)
     (image, mask, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
-        from_, "inpaint", {"image": replay.stored_file("source"), "mask": replay.stored_file("mask")}, image=image,
+     vae_tiling, vae_slicing, config_ref, control, control_preprocess, control_mode, control_start, control_end,
+     image_prompt, ip_adapter) = replay.fill(
+        from_, "inpaint", {"image": replay.stored_file("source"), "mask": replay.stored_file("mask"),
+                           **guides.REPLAY}, image=image,
         mask=mask, prompt=prompt, strength=strength, model=model, negative=negative, steps=steps, guidance=guidance,
         seed=seed, width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae,
-        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref)
+        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref, control=control,
+        control_preprocess=control_preprocess, control_mode=control_mode, control_start=control_start,
+        control_end=control_end, image_prompt=image_prompt, ip_adapter=ip_adapter)
     if image is None or mask is None or prompt is None:
         raise UsageError("inpaint needs IMAGE, MASK and PROMPT (or --from IMAGE to re-run an image's settings).")
     if image == "-" and mask == "-":
@@ -197,6 +221,9 @@ def inpaint(
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
     opts.prior = prior
+    req.guides = guides.build(control, control_preprocess, control_mode, control_start, control_end, image_prompt,
+                              ip_adapter, allow_pickle, refresh)
+    guides.configure(opts, req.guides)
     req.images = images.result_paths(read_lines([image], "image paths"))
     req.masks = images.result_paths(read_lines([mask], "mask paths"))
     pairs = len(req.images) * len(req.masks)

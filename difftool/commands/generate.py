@@ -44,18 +44,28 @@ def gen(
     prior: options.Prior = None,
     prior_steps: options.PriorSteps = None,
     prior_guidance: options.PriorGuidance = None,
+    control: options.Control = None,
+    control_preprocess: options.ControlPreprocess = None,
+    control_mode: options.ControlMode = None,
+    control_start: options.ControlStart = None,
+    control_end: options.ControlEnd = None,
+    image_prompt: options.ImagePrompt = None,
+    ip_adapter: options.IpAdapter = None,
 ) -> None:
     """Make images from text prompts (one PNG path per line on stdout)."""
-    from difftool import replay
+    from difftool import guides, replay
     from difftool.outputs import OutputPlan
 
     console.set_quiet(quiet)
     (prompts, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae, vae_tiling,
-     vae_slicing, config_ref, prior, prior_steps, prior_guidance) = replay.fill(
-        from_, "gen", prompts=prompts, model=model, negative=negative, steps=steps, guidance=guidance, seed=seed,
-        width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling,
-        vae_slicing=vae_slicing, config_ref=config_ref, prior=prior, prior_steps=prior_steps,
-        prior_guidance=prior_guidance)
+     vae_slicing, config_ref, prior, prior_steps, prior_guidance, control, control_preprocess, control_mode,
+     control_start, control_end, image_prompt, ip_adapter) = replay.fill(
+        from_, "gen", guides.REPLAY, prompts=prompts, model=model, negative=negative, steps=steps, guidance=guidance,
+        seed=seed, width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae,
+        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref, prior=prior, prior_steps=prior_steps,
+        prior_guidance=prior_guidance, control=control, control_preprocess=control_preprocess,
+        control_mode=control_mode, control_start=control_start, control_end=control_end, image_prompt=image_prompt,
+        ip_adapter=ip_adapter)
     if prior is not None and prior == model:  # a combined Kandinsky folder records itself as its prior
         prior = None
     ref = resolve_model(model, config_ref)  # first, so the config file's [models.X] table applies below
@@ -69,6 +79,9 @@ def gen(
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
                         compile_, tiny_vae, lora)
     opts.prior = prior
+    guided = guides.build(control, control_preprocess, control_mode, control_start, control_end, image_prompt,
+                          ip_adapter, allow_pickle, refresh)
+    guides.configure(opts, guided)
     plan = OutputPlan(config.lookup("output", output), overwrite=overwrite)
     texts = read_lines(prompts or [], "prompts")
     plan.validate(len(texts) * num_images)
@@ -78,7 +91,7 @@ def gen(
     req = text2img.GenRequest(
         prompts=texts, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
         num_images=num_images, scheduler=sched, prior_steps=config.lookup("prior-steps", prior_steps, None, int),
-        prior_guidance=config.lookup("prior-guidance", prior_guidance, None, float),
+        prior_guidance=config.lookup("prior-guidance", prior_guidance, None, float), guides=guided,
     )
     paths = text2img.run(ref, req, opts, plan, as_json=json_)
     if grid:

@@ -183,6 +183,10 @@ def run_edits(
                 call.update({k: v for k, v in (("width", width), ("height", height)) if sized[k]})
                 if sized["width"] and swaps_size(loaded.pipe):
                     call["width"], call["height"] = height, width
+                if req.guides:  # ControlNet / IP-Adapter images at this size
+                    guided_call, guided = req.guides.call(loaded, width, height)
+                    call.update(guided_call)
+                    extra.update(guided)
             except UsageError as exc:
                 console.error(exc.message)
                 bad[0] += 1

@@ -30,6 +30,8 @@ class GenRequest:
     prior_steps: int | None = None
     """unCLIP (Kandinsky) prior steps and guidance (the combined pipelines' prior_* kwargs)."""
     prior_guidance: float | None = None
+    guides: Any = None
+    """ControlNet control images and IP-Adapter image prompts (difftool.guides.Guides), or None."""
 
 
 #: GenRequest field -> (pipeline kwarg, the flag named in errors)
@@ -112,6 +114,10 @@ def run(ref: ModelRef, req: GenRequest, opts: LoadOptions, plan: OutputPlan, as_
         schedulers.apply(loaded.pipe, req.scheduler)
     kwargs = call_kwargs(loaded, req)
     settings = recorded(loaded, req, kwargs, "gen")
+    if req.guides:  # ControlNet / IP-Adapter images: call kwargs and what to record
+        guided_kwargs, guided = req.guides.call(loaded, req.width, req.height)
+        kwargs.update(guided_kwargs)
+        settings.update(guided)
     first = seeds(req)
     total = len(req.prompts) * req.num_images
 
