@@ -393,7 +393,7 @@ def union_mode(config: Any, family: str, mode: str | None, preprocess: str, labe
     table = UNION_MODES.get(family, {})
     if name is None:
         raise UsageError(f"ControlNet '{label}' is a Union model: say what the control image is with --control-mode "
-                         f"({', '.join(table)}).")
+                         f"({', '.join(table)}), or make it with --control-preprocess.")
     if name not in table:
         raise UsageError(f"--control-mode {name} is not a mode of ControlNet '{label}'; use one of {', '.join(table)}.")
     index = table[name]

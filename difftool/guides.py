@@ -248,9 +248,10 @@ def _per_control(key: str) -> Any:
         entries = settings.get("control")
         if replay.given("control") or not isinstance(entries, list) or not entries:
             return None
+        if key == "preprocess":
+            return [str(e.get("preprocess") or "none") for e in entries]
         values = [e.get(key) for e in entries]
-        return [str(v or "none") if key == "preprocess" else str(v) for v in values] \
-            if key == "preprocess" or all(values) else None
+        return [str(v) for v in values] if all(values) else None  # a mode left out came from the preprocessor
 
     return read
 

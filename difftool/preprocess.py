@@ -198,7 +198,7 @@ def depth(image: Any, model: str, refresh: bool = False) -> Any:
 
     try:
         estimator = pipeline("depth-estimation", model=str(folder), device="cpu",
-                             model_kwargs={"local_files_only": True, "use_safetensors": True})
+                             model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(f"Depth model '{model}' cannot be loaded: {str(exc).splitlines()[0]}") from exc
     return estimator(image)["depth"].convert("RGB")
