@@ -183,10 +183,61 @@ def build(
     from difftool import ipadapter
 
     items = controls.parse_all(control, control_preprocess, control_mode)
+    prompts = tuple(ipadapter.parse_prompt(t) for t in image_prompt or [] if t.strip())
+    return _checked(items, control_start, control_end, prompts, ip_adapter, allow_pickle, refresh)
+
+
+def from_fields(
+    control: list[dict[str, Any]] | None = None,
+    control_start: float | None = None,
+    control_end: float | None = None,
+    image_prompt: list[dict[str, Any]] | None = None,
+    ip_adapter: str | None = None,
+    allow_pickle: bool = False,
+    refresh: bool = False,
+) -> Guides | None:
+    """`build` for the structured spec fields (a jobs API): `control` = [{"model", "image", "scale"?, "preprocess"?,
+    "mode"?}], `image_prompt` = [{"image", "scale"?}], where "image" is a path or a recorded {"path", "sha256"}."""
+    from difftool import control as controls
+    from difftool import ipadapter
+    from difftool import preprocess as pre
+
+    def path_of(value: Any) -> str:
+        value = value.get("path") if isinstance(value, dict) else value
+        if not isinstance(value, str) or not value:
+            raise UsageError("An image guide needs an image path.")
+        return value
+
+    def scale_of(entry: dict[str, Any], what: str) -> float:
+        scale = float(entry.get("scale", 1.0))
+        if not scale >= 0 or scale == float("inf"):
+            raise UsageError(f"{what}: the scale must be a number >= 0.")
+        return scale
+
+    items = []
+    for entry in control or []:
+        if not isinstance(entry, dict) or not entry.get("model"):
+            raise UsageError("Every control needs a model and an image.")
+        step = pre.parse(str(entry.get("preprocess") or "none"))
+        mode = entry.get("mode")
+        items.append(controls.Control(str(entry["model"]), path_of(entry.get("image")), scale_of(entry, "control"),
+                                      step.text, str(mode).lower() if mode else None))
+    prompts = tuple(ipadapter.ImagePrompt(path_of(e.get("image") if isinstance(e, dict) else e),
+                                          scale_of(e, "image_prompt") if isinstance(e, dict) else 1.0)
+                    for e in image_prompt or [])
+    return _checked(tuple(items), control_start, control_end, prompts, ip_adapter, allow_pickle, refresh)
+
+
+def _checked(items: tuple[Control, ...], control_start: float | None, control_end: float | None,
+             prompts: tuple[ImagePrompt, ...], ip_adapter: str | None, allow_pickle: bool, refresh: bool,
+             ) -> Guides | None:
+    """The checks every way in shares: window, pairing of options, references and image files (exit 2/3)."""
+    from difftool import control as controls
+    from difftool import ipadapter
+
     if not items and (control_start is not None or control_end is not None):
         raise UsageError("--control-start/--control-end apply to --control, which is not given.")
     start, end = controls.check_window(control_start, control_end)
-    prompts = tuple(ipadapter.parse_prompt(t) for t in image_prompt or [] if t.strip())
     if ip_adapter and not prompts:
         raise UsageError("--ip-adapter needs at least one --image-prompt IMAGE[:SCALE].")
     if not items and not prompts:

@@ -203,6 +203,7 @@ def _has(module: str) -> bool:
 
 
 def test_control_value_parsing(tmp_path: Path) -> None:
+    from difftool import guides
     from difftool.control import split
 
     assert split("canny-sd15:edges.png") == ("canny-sd15", "edges.png", 1.0)
@@ -211,6 +212,14 @@ def test_control_value_parsing(tmp_path: Path) -> None:
     odd.mkdir()
     assert split(f"{odd}:C:/x/img.png:2") == (str(odd), "C:/x/img.png", 2.0)  # first ':' after an existing folder
     assert split("canny-sd15:shot:1.png") == ("canny-sd15", "shot:1.png", 1.0)  # a non-number tail is the image's
+    # the structured spec fields (jobs API) give the same Guides as the flags
+    scene(tmp_path / "a.png")
+    a = str(tmp_path / "a.png")
+    flags = guides.build([f"canny-sd15:{a}:0.5"], ["canny:50:150"], None, 0.1, None, [f"{a}:0.3"], "ip-adapter-sd15")
+    fields = guides.from_fields([{"model": "canny-sd15", "image": {"path": a, "sha256": "x"}, "scale": 0.5,
+                                  "preprocess": "canny:50:150"}], 0.1, None, [{"image": a, "scale": 0.3}],
+                                "ip-adapter-sd15")
+    assert flags == fields and flags.controlnets == ("canny-sd15",)
 
 
 def test_depth_preprocess_is_transformers_depth_estimation(tmp_path: Path) -> None:
