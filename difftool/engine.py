@@ -85,7 +85,8 @@ class Engine:
             opts = replace(opts, lora=tags.adapters)  # the tagged LoRAs load with the pipeline (part of its key)
         first = job.seed if job.seed is not None else self._random_seed(say)
         ctx = Context(ref, lambda task: self.pipeline(ref, task, opts, say), first, Step(say, cancel), tags=tags,
-                      other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say))
+                      other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say),
+                      guides=self.guides(job, say))
         runner = {"gen": gen.run, "img2img": edit.run, "inpaint": edit.run, "upscale": upscale.run,
                   "variation": unclip.variation, "interpolate": unclip.interpolate}[job.task]
         yield from runner(ctx, job)
@@ -130,8 +131,23 @@ class Engine:
             device=job.device or "auto", dtype=job.dtype or "auto", safety_checker=job.safety_checker,
             variant=job.variant, offload=job.offload, vae_tiling=job.vae_tiling, vae_slicing=job.vae_slicing,
             compile=job.compile, tiny_vae=job.tiny_vae, lora=adapters, prior=prior, allow_pickle=self.allow_pickle,
-            refresh=self.refresh,
+            refresh=self.refresh, controlnets=tuple(c.model for c in job.control),
+            ip_adapter=(job.ip_adapter or "auto") if job.image_prompt else None, ip_adapter_count=len(job.image_prompt),
         )
+
+    def guides(self, job: Any, say: Reporter) -> Any:
+        """The spec's ControlNets and image prompts, every file and reference checked (None when it has none)."""
+        if not job.control and not job.image_prompt:
+            return None
+        from difftool import guides
+
+        found = guides.from_fields(
+            [c.model_dump(exclude_none=True) for c in job.control], job.control_start, job.control_end,
+            [p.model_dump(exclude_none=True) for p in job.image_prompt], job.ip_adapter, self.allow_pickle,
+            self.refresh)
+        if found is not None:
+            found.say = say.info
+        return found
 
     # ---- the pipeline cache ----------------------------------------------------------------------------
 

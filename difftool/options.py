@@ -170,3 +170,40 @@ HiresUpscaler = Annotated[
                  "latent-nearest, ..., lanczos (the decoded image resized), or an upscaler model (x4, x2-latent, ...).",
                  rich_help_panel=HIRES, show_default=False),
 ]
+
+GUIDES = "Image guides (ControlNet, IP-Adapter)"
+Control = Annotated[
+    Optional[list[str]],
+    typer.Option("--control", help="ControlNet MODEL:IMAGE[:SCALE], repeatable (several = multi-ControlNet): MODEL an "
+                 "alias (canny-sd15, depth-sdxl, union-sdxl, canny-flux, ...), hub id or folder; IMAGE the control "
+                 "image, fitted to the output size; SCALE default 1.", rich_help_panel=GUIDES, show_default=False),
+]
+ControlPreprocess = Annotated[
+    Optional[list[str]],
+    typer.Option("--control-preprocess", help="Make the control image from IMAGE: none (default: IMAGE is one "
+                 "already), canny[:LOW:HIGH], depth[:MODEL], pose, lineart, softedge, scribble, mlsd, normal. Once "
+                 "for every --control, or once per --control in order.", rich_help_panel=GUIDES, show_default=False),
+]
+ControlMode = Annotated[
+    Optional[list[str]],
+    typer.Option("--control-mode", help="ControlNet Union: what the control image is (canny, depth, pose, lineart, "
+                 "softedge, tile, ...); default: from --control-preprocess. Once, or once per --control.",
+                 rich_help_panel=GUIDES, show_default=False),
+]
+ControlStart = Annotated[Optional[float], typer.Option(
+    "--control-start", help="Fraction of the steps at which the ControlNets start (default 0).",
+    rich_help_panel=GUIDES, show_default=False)]
+ControlEnd = Annotated[Optional[float], typer.Option(
+    "--control-end", help="Fraction of the steps at which the ControlNets stop (default 1).",
+    rich_help_panel=GUIDES, show_default=False)]
+ImagePrompt = Annotated[
+    Optional[list[str]],
+    typer.Option("--image-prompt", help="IP-Adapter image prompt IMAGE[:SCALE], repeatable (each its own scale, "
+                 "default 1): the result takes the look of the image.", rich_help_panel=GUIDES, show_default=False),
+]
+IpAdapter = Annotated[
+    Optional[str],
+    typer.Option("--ip-adapter", help="IP-Adapter for --image-prompt: an alias (ip-adapter-sd15, ip-adapter-sdxl, "
+                 "ip-adapter-plus-sd15, ...), org/name/SUBFOLDER/WEIGHT.safetensors, or a local weights file. "
+                 "Default: the model family's standard adapter.", rich_help_panel=GUIDES, show_default=False),
+]

@@ -113,3 +113,81 @@ def by_repo(repo_id: str) -> ModelSpec | None:
         if not spec.packaged and spec.repo.lower() == repo_id.lower():
             return spec
     return None
+
+
+# ---- image guides: ControlNets (`--control`) and IP-Adapters (`--ip-adapter`) -------------------------------
+
+#: Base-model families a guide is made for, as difftool names them, with the words used in messages.
+GUIDE_FAMILIES = {"sd": "Stable Diffusion 1.x/2.x", "sdxl": "Stable Diffusion XL", "sd3": "Stable Diffusion 3",
+                  "flux": "Flux"}
+
+
+@dataclass(frozen=True)
+class GuideSpec:
+    """An alias for a ControlNet or an IP-Adapter: where it lives and what it is for (not a pipeline: these
+    are not `-m` models, so they live apart from MODELS)."""
+
+    alias: str
+    repo: str
+    """Hub id."""
+    family: str
+    """The base family it fits (a key of GUIDE_FAMILIES)."""
+    description: str
+    preprocess: str | None = None
+    """ControlNets: the --control-preprocess that makes its control image from a photo (a hint in messages)."""
+    union: bool = False
+    """A ControlNet Union (several control types in one model: needs --control-mode)."""
+    subfolder: str = ""
+    """IP-Adapters: the weights' folder in the repo."""
+    weight_name: str | None = None
+    """IP-Adapters: the safetensors file in `subfolder`."""
+    image_encoder: str | None = None
+    """IP-Adapters: the image encoder's folder in the repo (diffusers' default: `<subfolder>/image_encoder`)."""
+
+
+CONTROLNETS: dict[str, GuideSpec] = {
+    spec.alias: spec
+    for spec in (
+        GuideSpec("canny-sd15", "lllyasviel/control_v11p_sd15_canny", "sd", "ControlNet 1.1 canny edges (SD 1.5)",
+                  preprocess="canny"),
+        GuideSpec("depth-sd15", "lllyasviel/control_v11f1p_sd15_depth", "sd", "ControlNet 1.1 depth (SD 1.5)",
+                  preprocess="depth"),
+        GuideSpec("pose-sd15", "lllyasviel/control_v11p_sd15_openpose", "sd", "ControlNet 1.1 OpenPose (SD 1.5)",
+                  preprocess="pose"),
+        GuideSpec("lineart-sd15", "lllyasviel/control_v11p_sd15_lineart", "sd", "ControlNet 1.1 line art (SD 1.5)",
+                  preprocess="lineart"),
+        GuideSpec("canny-sdxl", "diffusers/controlnet-canny-sdxl-1.0", "sdxl", "SDXL ControlNet canny edges",
+                  preprocess="canny"),
+        GuideSpec("depth-sdxl", "diffusers/controlnet-depth-sdxl-1.0", "sdxl", "SDXL ControlNet depth",
+                  preprocess="depth"),
+        GuideSpec("union-sdxl", "xinsir/controlnet-union-sdxl-1.0", "sdxl",
+                  "SDXL ControlNet Union (xinsir): pose, depth, canny, lineart, softedge, ... in one model", union=True),
+        GuideSpec("canny-sd3", "InstantX/SD3-Controlnet-Canny", "sd3", "SD3 (medium) ControlNet canny edges",
+                  preprocess="canny"),
+        GuideSpec("canny-flux", "InstantX/FLUX.1-dev-Controlnet-Canny", "flux", "FLUX.1-dev ControlNet canny edges",
+                  preprocess="canny"),
+        GuideSpec("union-flux", "Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro", "flux",
+                  "FLUX.1-dev ControlNet Union Pro: canny, tile, depth, blur, pose, gray, lq", union=True),
+    )
+}
+
+IP_ADAPTERS: dict[str, GuideSpec] = {
+    spec.alias: spec
+    for spec in (
+        GuideSpec("ip-adapter-sd15", "h94/IP-Adapter", "sd", "IP-Adapter for SD 1.5 (ViT-H image encoder)",
+                  subfolder="models", weight_name="ip-adapter_sd15.safetensors"),
+        GuideSpec("ip-adapter-plus-sd15", "h94/IP-Adapter", "sd", "IP-Adapter Plus for SD 1.5 (finer detail)",
+                  subfolder="models", weight_name="ip-adapter-plus_sd15.safetensors"),
+        GuideSpec("ip-adapter-sdxl", "h94/IP-Adapter", "sdxl", "IP-Adapter for SDXL (ViT-bigG image encoder)",
+                  subfolder="sdxl_models", weight_name="ip-adapter_sdxl.safetensors"),
+        GuideSpec("ip-adapter-sdxl-vit-h", "h94/IP-Adapter", "sdxl", "IP-Adapter for SDXL with the ViT-H encoder",
+                  subfolder="sdxl_models", weight_name="ip-adapter_sdxl_vit-h.safetensors",
+                  image_encoder="models/image_encoder"),
+        GuideSpec("ip-adapter-plus-sdxl", "h94/IP-Adapter", "sdxl", "IP-Adapter Plus for SDXL (ViT-H encoder)",
+                  subfolder="sdxl_models", weight_name="ip-adapter-plus_sdxl_vit-h.safetensors",
+                  image_encoder="models/image_encoder"),
+    )
+}
+
+#: The IP-Adapter `--image-prompt` uses without `--ip-adapter`, per base family.
+DEFAULT_IP_ADAPTERS = {"sd": "ip-adapter-sd15", "sdxl": "ip-adapter-sdxl"}

@@ -64,6 +64,11 @@ def load(path: Path, task: str, say: Any, typed: set[str] = frozenset()) -> dict
     for item in out.get("items") or []:
         if isinstance(item, dict) and item.get("image"):
             _check_file(Path(item["image"]), item.get("sha256"), "image", say)
+    for key, what in (("control", "control image"), ("image_prompt", "image prompt")):
+        for entry in out.get(key) or []:
+            image = entry.get("image") if isinstance(entry, dict) else None
+            if isinstance(image, dict) and image.get("path"):
+                _check_file(Path(image["path"]), image.get("sha256"), what, say)
     spec.build({"task": task, **out}, origin=f"--from {path}", flags=False, partial=True)
     where = ", ".join(str(settings[k]) for k in ("device", "dtype") if settings.get(k))
     say.info(f"re-running the settings of {path}" + (f" (made on {where})" if where else ""))

@@ -43,6 +43,8 @@ FLAGS = {
     "variant": "variant", "safety_checker": "--no-safety-checker", "max_pixels": "--max-pixels",
     "weighting": "--weighting", "clip_skip": "--clip-skip", "lora_dir": "--lora-dir", "hires_scale": "--hires",
     "hires_steps": "--hires-steps", "hires_denoise": "--hires-denoise", "hires_upscaler": "--hires-upscaler",
+    "control": "--control", "control_start": "--control-start", "control_end": "--control-end",
+    "image_prompt": "--image-prompt", "ip_adapter": "--ip-adapter",
 }
 _LOAD = {"version", "task", "model", "config", "variant", "lora", "seed", "device", "dtype", "offload", "vae_tiling",
          "vae_slicing", "compile", "tiny_vae", "safety_checker"}
@@ -51,11 +53,12 @@ _GEN = _LOAD | {"prompt", "negative", "steps", "guidance", "scheduler", "width",
 _SOURCE = {"source", "source_sha256", "source_data"}
 _PROMPTING = {"weighting", "clip_skip", "lora_dir"}
 _HIRES = {"hires_scale", "hires_steps", "hires_denoise", "hires_upscaler"}
+_GUIDES = {"control", "control_start", "control_end", "image_prompt", "ip_adapter"}
 #: The fields each task takes: a spec may set no other (a typo in a JSONL line is an error, not ignored).
 TASK_FIELDS = {
-    "gen": _GEN | _PROMPTING | _HIRES,
-    "img2img": _GEN | _PROMPTING | _SOURCE | {"strength"},
-    "inpaint": _GEN | _PROMPTING | _SOURCE | {"strength", "mask", "mask_sha256", "mask_data"},
+    "gen": _GEN | _PROMPTING | _HIRES | _GUIDES,
+    "img2img": _GEN | _PROMPTING | _GUIDES | _SOURCE | {"strength"},
+    "inpaint": _GEN | _PROMPTING | _GUIDES | _SOURCE | {"strength", "mask", "mask_sha256", "mask_data"},
     "upscale": (_LOAD - {"lora", "tiny_vae", "vae_slicing", "config"}) | _SOURCE | {
         "prompt", "negative", "steps", "guidance", "noise_level", "tile"},
     "variation": (_GEN - {"config"}) | _SOURCE | {"prompt_weight"},
@@ -127,6 +130,48 @@ def _build() -> dict[str, Any]:
                 raise ValueError("an item is exactly one of text, image (a path) or data (base64 image bytes)")
             return self
 
+    class FileRef(Strict):
+        """An image a guide uses: a path (with its SHA-256 once recorded), or base64 bytes in `data` (requests).
+        A plain string is a path."""
+
+        path: Optional[str] = None
+        sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$")
+        data: Optional[str] = None
+
+        @model_validator(mode="before")
+        @classmethod
+        def _path(cls, value: Any) -> Any:
+            return {"path": value} if isinstance(value, str) else value
+
+        @model_validator(mode="after")
+        def _one(self) -> Any:
+            if (self.path is None) == (self.data is None):
+                raise ValueError("an image is a path or base64 data, exactly one of them")
+            return self
+
+    class ControlRef(Strict):
+        """One ControlNet: its model (alias, hub id, folder), its control image, scale, preprocessor and (Union
+        models) control type."""
+
+        model: str = Field(min_length=1)
+        image: FileRef
+        scale: float = Field(1.0, ge=0, le=10, allow_inf_nan=False)
+        preprocess: str = "none"
+        mode: Optional[str] = None
+
+        @field_validator("preprocess")
+        @classmethod
+        def _preprocess(cls, v: str) -> str:
+            from difftool import preprocess
+
+            return preprocess.parse(v).text
+
+    class ImagePromptRef(Strict):
+        """One IP-Adapter image prompt and its scale."""
+
+        image: FileRef
+        scale: float = Field(1.0, ge=0, le=10, allow_inf_nan=False)
+
     class JobSpec(Strict):
         """One piece of work for difftool's engine. Fields left out (None) take the model's defaults."""
 
@@ -167,6 +212,13 @@ def _build() -> dict[str, Any]:
         hires_denoise: Optional[float] = Field(None, gt=0, le=1, allow_inf_nan=False)
         hires_upscaler: Optional[str] = Field(None, description="latent (default), latent-bicubic, ..., lanczos, "
                                               "nearest, or an upscaler model reference.")
+        # -- image guides (difftool.control, difftool.ipadapter, difftool.guides)
+        control: list[ControlRef] = Field(default_factory=list, description="ControlNets and their control images.")
+        control_start: Optional[float] = Field(None, ge=0, le=1, allow_inf_nan=False)
+        control_end: Optional[float] = Field(None, ge=0, le=1, allow_inf_nan=False)
+        image_prompt: list[ImagePromptRef] = Field(default_factory=list, description="IP-Adapter image prompts.")
+        ip_adapter: Optional[str] = Field(None, description="IP-Adapter for image_prompt (default: the model "
+                                          "family's standard one).")
         # -- inputs: a path (with its SHA-256 once recorded), or base64 bytes in *_data for requests
         source: Optional[str] = Field(None, description="Input image path (img2img, inpaint, upscale, variation).")
         source_sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$")
@@ -265,7 +317,7 @@ def _build() -> dict[str, Any]:
                 check_whole(self, bool(context.get("flags")))
             return self
 
-    return {"JobSpec": JobSpec, "LoraRef": LoraRef, "Item": Item}
+    return {"JobSpec": JobSpec, "LoraRef": LoraRef, "Item": Item, "FileRef": FileRef, "ControlRef": ControlRef}
 
 
 OFFLOAD_MODES = ("model", "sequential")
@@ -312,6 +364,14 @@ def check_whole(spec: Any, flags: bool = False) -> None:
     if task in ("img2img", "inpaint") and spec.steps and spec.strength is not None and spec.steps * spec.strength < 1:
         raise ValueError(f"{n('strength')} {spec.strength:g} with {spec.steps} steps leaves no denoising step; raise "
                          f"{n('strength')} or {n('steps')} (at least steps x strength >= 1)")
+    if not spec.control and (spec.control_start is not None or spec.control_end is not None):
+        raise ValueError(f"{n('control_start')}/{n('control_end')} apply to {n('control')}, which is not given")
+    if (spec.control_start or 0.0) >= (1.0 if spec.control_end is None else spec.control_end):
+        raise ValueError(f"{n('control_start')} must be below {n('control_end')}")
+    if spec.ip_adapter and not spec.image_prompt:
+        raise ValueError(f"{n('ip_adapter')} needs at least one {n('image_prompt')}")
+    if spec.hires_scale is not None and (spec.control or spec.image_prompt):
+        raise ValueError(f"{n('hires_scale')} does not combine with {n('control')} or {n('image_prompt')} yet")
     if spec.hires_scale is None:
         given = [n(f) for f in ("hires_steps", "hires_denoise", "hires_upscaler") if getattr(spec, f) is not None]
         if given:

@@ -401,3 +401,78 @@ def build_sdxl(folder: Path, seed: int = 0) -> Path:
     pipe = StableDiffusionXLPipeline(**parts, text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+def build_controlnet(folder: Path, seed: int = 0) -> Path:
+    """A tiny ControlNet made from the tiny SD UNet with `ControlNetModel.from_unet`, its zero convolutions
+    filled with small random weights (a fresh ControlNet adds exactly zero: it would not steer anything)."""
+    import torch
+    from diffusers import ControlNetModel
+
+    controlnet = ControlNetModel.from_unet(sd_components(0)["unet"], conditioning_embedding_out_channels=(8, 8, 16, 16))
+    torch.manual_seed(seed)
+    zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                  controlnet.controlnet_cond_embedding.conv_out]
+    with torch.no_grad():
+        for conv in zero_convs:
+            conv.weight.normal_(0.0, 0.3)
+            conv.bias.normal_(0.0, 0.3)
+    controlnet.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_sdxl_controlnet(folder: Path, seed: int = 0) -> Path:
+    """A tiny SDXL-shaped ControlNet (text_time embeddings, cross_attention_dim 64): the wrong family for tiny SD."""
+    import torch
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    ControlNetModel(
+        block_out_channels=(16, 32), layers_per_block=1, in_channels=4, norm_num_groups=8, attention_head_dim=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), conditioning_embedding_out_channels=(8, 8, 16, 16),
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=80, cross_attention_dim=64,
+    ).save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_ip_adapter(folder: Path, seed: int = 0, cross_attention_dim: int = 32,
+                     weight_name: str = "ip-adapter_sd15.safetensors") -> Path:
+    """A tiny IP-Adapter for the tiny SD UNet in h94/IP-Adapter's layout: `models/<weight_name>` (keys
+    `image_proj.*` and `ip_adapter.<n>.to_k_ip/to_v_ip.weight`, n = 1, 3, 5, ... over the UNet's
+    cross-attention layers) and `models/image_encoder/` (a tiny CLIPVisionModelWithProjection, 32 px).
+    Returns the weights file."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    unet = sd_components(0)["unet"]
+    torch.manual_seed(seed)
+    tensors: dict[str, Any] = {}
+    key_id = 1
+    widths = list(unet.config.block_out_channels)
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = widths[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(widths))[int(name[len("up_blocks.")])]
+        else:
+            hidden = widths[int(name[len("down_blocks.")])]
+        for kind in ("to_k_ip", "to_v_ip"):
+            tensors[f"ip_adapter.{key_id}.{kind}.weight"] = torch.randn(hidden, cross_attention_dim) * 0.3
+        key_id += 2
+    tokens = 4
+    tensors["image_proj.proj.weight"] = torch.randn(cross_attention_dim * tokens, 32) * 0.3
+    tensors["image_proj.proj.bias"] = torch.randn(cross_attention_dim * tokens) * 0.1
+    tensors["image_proj.norm.weight"] = torch.ones(cross_attention_dim)
+    tensors["image_proj.norm.bias"] = torch.zeros(cross_attention_dim)
+    models = folder / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(models / weight_name))
+    torch.manual_seed(seed)
+    CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, image_size=32, projection_dim=32, intermediate_size=37, num_attention_heads=4,
+        num_channels=3, num_hidden_layers=2, patch_size=8,
+    )).save_pretrained(str(models / "image_encoder"))
+    return models / weight_name

@@ -71,13 +71,22 @@ HIRES: Group = (
     ("hires_denoise", options.HiresDenoise, None),
     ("hires_upscaler", options.HiresUpscaler, None),
 )
+GUIDES: Group = (
+    ("control", options.Control, None),
+    ("control_preprocess", options.ControlPreprocess, None),
+    ("control_mode", options.ControlMode, None),
+    ("control_start", options.ControlStart, None),
+    ("control_end", options.ControlEnd, None),
+    ("image_prompt", options.ImagePrompt, None),
+    ("ip_adapter", options.IpAdapter, None),
+)
 #: Everything img2img and inpaint take besides their own arguments (gen: and the hires fix).
-GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING
+GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING + GUIDES
 #: Command parameter -> spec field, where the names differ or the value needs converting.
 SPEC_NAMES = {"config_ref": "config", "compile_": "compile"}
 #: Parameters that are not spec fields (how to write, how to load: the caller's policy).
 NOT_SPEC = {"output", "overwrite", "json_", "quiet", "grid", "from_", "allow_pickle", "refresh",
-            "prompts", "image", "mask", "images", "images_", "items", "weights"}
+            "prompts", "image", "mask", "images", "images_", "items", "weights", "control_preprocess", "control_mode"}
 """(The commands' own arguments are given to `spec_fields` as spec fields by the command itself.)"""
 
 
@@ -107,6 +116,9 @@ class Flags:
             if name in NOT_SPEC or not self.typed(name):
                 continue
             out.update(to_spec(name, value))
+        if any(self.typed(name) for name in ("control", "control_preprocess", "control_mode")):
+            out["control"] = controls(self.values.get("control"), self.values.get("control_preprocess"),
+                                      self.values.get("control_mode"))
         for name, value in (own or {}).items():
             if value is not None:
                 out[name] = value
@@ -118,6 +130,13 @@ def to_spec(name: str, value: Any) -> dict[str, Any]:
     -> lora [{ref: a, scale: 0.5}], and renamed parameters."""
     if name == "no_safety_checker":
         return {"safety_checker": not value}
+    if name == "control":
+        return {"control": controls(value, None, None)}
+    if name == "image_prompt":
+        from difftool import ipadapter
+
+        prompts = [ipadapter.parse_prompt(text) for text in value or [] if text.strip()]
+        return {"image_prompt": [{"image": p.image, "scale": p.scale} for p in prompts]}
     if name == "lora_dir":
         return {"lora_dir": [value] if isinstance(value, str) else list(value) if value else None}
     if name == "lora":
@@ -125,6 +144,14 @@ def to_spec(name: str, value: Any) -> dict[str, Any]:
 
         return {"lora": [dict(zip(("ref", "scale"), split_scale(item))) for item in value or []]}
     return {SPEC_NAMES.get(name, name): value}
+
+
+def controls(items: list[str] | None, preprocess: list[str] | None, modes: list[str] | None) -> list[dict[str, Any]]:
+    """`--control MODEL:IMAGE[:SCALE]` values with their `--control-preprocess`/`--control-mode` as spec entries."""
+    from difftool import control
+
+    return [{"model": c.model, "image": c.image, "scale": c.scale, "preprocess": c.preprocess,
+             **({"mode": c.mode} if c.mode else {})} for c in control.parse_all(items, preprocess, modes)]
 
 
 def _typed_names() -> set[str] | None:

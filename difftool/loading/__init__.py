@@ -52,6 +52,11 @@ class LoadOptions:
     """`difftool.lora.Lora` adapters to load (`--lora`)."""
     prior: str | None = None
     """The unCLIP prior (Kandinsky) to load with a decoder, overriding its own link."""
+    controlnets: tuple[str, ...] = ()
+    """ControlNet references, in order (difftool.control): the ControlNet pipeline is loaded."""
+    ip_adapter: str | None = None
+    """The IP-Adapter ("auto": the family's standard one) and how many copies (one per image prompt)."""
+    ip_adapter_count: int = 0
     allow_pickle: bool = field(default=False, compare=False)
     refresh: bool = field(default=False, compare=False)
     """Policies of the caller, not properties of the pipeline: not part of the cache key."""
@@ -120,7 +125,11 @@ def load(ref: ModelRef, task: str, opts: LoadOptions, threads: int | None = None
         from difftool.loading.single_file import load_single_file
 
         pipe = load_single_file(ref, opts, dtype)
-        if task != "text2img":
+        if opts.controlnets:
+            from difftool import control
+
+            pipe = control.attach(getattr(diffusers, TASK_CLASSES[task]), pipe, ref, opts, dtype, task, say=say)
+        elif task != "text2img":
             pipe = switch_task(pipe, ref, task)
     else:
         index = PipelineIndex.read(local_folder(ref, opts))
@@ -131,6 +140,10 @@ def load(ref: ModelRef, task: str, opts: LoadOptions, threads: int | None = None
             "low_cpu_mem_usage": True,  # memory-mapped safetensors, no random init (diffusers' default with accelerate)
             **index.component_kwargs(opts.safety_checker),
         }
+        if opts.controlnets:
+            from difftool import control
+
+            kwargs.update(control.load_kwargs(ref, index.folder, opts, dtype, task, say=say))
         if opts.tiny_vae and index.has("vae"):
             kwargs["vae"] = switches.load_tiny_vae(opts.tiny_vae, dtype, opts.refresh)  # the full VAE is never loaded
         if opts.variant:
@@ -153,7 +166,7 @@ def load(ref: ModelRef, task: str, opts: LoadOptions, threads: int | None = None
             raise translate_load(exc, ref, task, index.class_name) from exc
         if task == "inpaint" and prior is not None:
             unclip.check_inpaint_decoder(pipe, ref.label)
-    switches.place(pipe, device, dtype, opts)
+    switches.place(pipe, device, dtype, opts, say)
     return Loaded(pipe, ref, device, dtype, opts=opts, prior=prior.label if prior else None)
 
 
@@ -162,6 +175,10 @@ def derive(loaded: Loaded, task: str) -> Loaded:
     from difftool.loading import unclip
 
     pipe = switch_task(loaded.pipe, loaded.ref, task)
+    from difftool import ipadapter
+
+    if hasattr(loaded.pipe, ipadapter.STATE_ATTR):  # the shared UNet already holds the adapter's layers
+        setattr(pipe, ipadapter.STATE_ATTR, getattr(loaded.pipe, ipadapter.STATE_ATTR))
     if task == "inpaint" and unclip.is_unclip(pipe):
         unclip.check_inpaint_decoder(pipe, loaded.ref.label)
     if hasattr(pipe, "set_progress_bar_config"):

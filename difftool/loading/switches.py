@@ -10,8 +10,8 @@ from difftool import hub
 from difftool.errors import ModelUnavailable, UsageError
 
 
-def place(pipe: Any, device: str, dtype: Any, opts: Any) -> None:
-    """Apply `opts` (a LoadOptions) to a freshly loaded pipeline on `device`."""
+def place(pipe: Any, device: str, dtype: Any, opts: Any, say: Any = None) -> None:
+    """Apply `opts` (a LoadOptions) to a freshly loaded pipeline on `device`; `say` reports what loads."""
     if opts.tiny_vae and getattr(pipe, "vae", None) is None and getattr(pipe, "movq", None) is not None:
         raise UsageError(f"--tiny-vae replaces a VAE; {type(pipe).__name__} decodes with MoVQ, which it cannot replace.")
     if opts.tiny_vae and getattr(pipe, "vae", None) is not None and type(pipe.vae).__name__ != "AutoencoderTiny":
@@ -20,6 +20,10 @@ def place(pipe: Any, device: str, dtype: Any, opts: Any) -> None:
         from difftool import lora
 
         lora.apply(pipe, opts.lora, refresh=opts.refresh)
+    if opts.ip_adapter:  # likewise before offload and compile
+        from difftool import ipadapter
+
+        ipadapter.apply(pipe, opts.ip_adapter, opts.ip_adapter_count, opts.allow_pickle, opts.refresh, say=say)
     if opts.offload:
         gpu = "cuda" if device.startswith("cuda") else device
         if opts.offload == "model":

@@ -176,6 +176,8 @@ class Context:
     """`lora_tags.TagPlan` when the prompt has <lora:...> tags (their LoRAs are loaded with the pipeline)."""
     other: Callable[[str, str], Any] | None = None
     """`other(model reference, task)` -> another model's `loading.Loaded` (the hires fix's upscaler)."""
+    guides: Any = None
+    """`guides.Guides`: ControlNet control images and IP-Adapter image prompts, or None."""
 
     def defaults(self) -> dict[str, Any]:
         """The registry's defaults for this model (aliases and known hub ids), by spec field."""

@@ -134,6 +134,10 @@ def run(ctx: Context, spec: Any) -> Iterator[Result]:
             picture = picture.resize(source.image.size)
         call_args["mask_image"] = images.resize_cover(picture, width, height)
         record.update(mask.record("mask"))
+    if ctx.guides:  # ControlNet / IP-Adapter images at the working size
+        guided, said = ctx.guides.call(loaded, width, height)
+        call_args.update(guided)
+        record.update(said)
     sized = call_defaults(pipe)
     call_args.update({k: v for k, v in (("width", width), ("height", height)) if k in sized})
     if "width" in sized and swaps_size(pipe):

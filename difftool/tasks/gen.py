@@ -23,6 +23,10 @@ def run(ctx: Context, spec: Any) -> Iterator[Result]:
     record = {**base_record(loaded, "gen"), "prompt": spec.prompt, "negative": spec.negative, **ran(pipe, kwargs)}
     texts, said = text_kwargs(ctx, spec, pipe, kwargs)
     record.update(said)
+    if ctx.guides:  # ControlNet / IP-Adapter images at the size made, and what to record of them
+        guided, said = ctx.guides.call(loaded, kwargs.get("width"), kwargs.get("height"))
+        kwargs.update(guided)
+        record.update(said)
     steps = record["steps"] or 0
     runner: Any = pipe
     if spec.hires_scale:
