@@ -60,11 +60,11 @@ def test_all_black_mask_is_refused_before_loading(cli, tiny_sd: Path, tmp_path: 
     src = noise_image(tmp_path / "a.png")
     black = mask_image(tmp_path / "black.png", box=(0, 0, 0, 0))
     r = cli("inpaint", src, black, "x", "-m", tiny_sd)
-    assert r.exit_code == 2 and "black.png' is all black" in r.stderr and "Loading" not in r.stderr
+    assert r.exit_code == 2 and "black.png' has no white pixel" in r.stderr and "Loading" not in r.stderr
     # a mask that is white but fully transparent counts as black (transparent = keep)
     clear = mask_image(tmp_path / "clear.png", box=(0, 0, 0, 0), alpha=True)
     r = cli("inpaint", src, clear, "x", "-m", tiny_sd)
-    assert r.exit_code == 2 and "clear.png' is all black" in r.stderr
+    assert r.exit_code == 2 and "clear.png' has no white pixel" in r.stderr
 
 
 def test_transparent_mask_keeps_its_opaque_part(cli, tiny_sd: Path, tmp_path: Path) -> None:

@@ -190,7 +190,7 @@ def test_blend_rows_holds_one_band_and_png_stream_round_trips() -> None:
         x0, y0, x1, y1 = t.box
         return np.repeat(np.repeat(src[y0:y1, x0:x1], 2, axis=0), 2, axis=1)
 
-    bands = list(tiles.blend_rows(70, 90, 24, 8, 2, nearest_x2))
+    bands = list(tiles.blend_rows(70, 90, 24, 8, scale=2, process=nearest_x2))
     assert len(bands) == len(tiles.layout(70, 90, 24, 8)) > 1
     assert max(b.shape[0] for b in bands) <= 24 * 2  # never more than one row of tiles at a time
     out = np.concatenate(bands)

@@ -147,7 +147,7 @@ def base_record(loaded: Any, task: str) -> dict[str, Any]:
         "difftool": __version__,
         "task": task,
         "model": loaded.ref.label,
-        **({"prior": loaded.prior} if loaded.prior and loaded.prior != loaded.ref.label else {}),
+        **({"prior": loaded.prior} if loaded.prior else {}),  # a combined folder: itself
         **({"config": loaded.ref.config} if loaded.ref.config else {}),
         "pipeline": type(loaded.pipe).__name__,
         "device": loaded.device,
