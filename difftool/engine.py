@@ -42,6 +42,8 @@ class Entry:
     base: Any
     tasks: dict[str, Any] = field(default_factory=dict)
     size: int = 0
+    scheduler: Any = None
+    """The scheduler it was loaded with: every job starts from it, as in a fresh process (tasks swap schedulers)."""
 
 
 class Engine:
@@ -84,8 +86,9 @@ class Engine:
         if tags is not None:
             opts = replace(opts, lora=tags.adapters)  # the tagged LoRAs load with the pipeline (part of its key)
         first = job.seed if job.seed is not None else self._random_seed(say)
-        ctx = Context(ref, lambda task: self.pipeline(ref, task, opts, say), first, Step(say, cancel), tags=tags,
-                      other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say),
+        used: set[tuple[Any, ...]] = set()  # the pipelines this job has touched (see `pipeline`)
+        ctx = Context(ref, lambda task: self.pipeline(ref, task, opts, say, used), first, Step(say, cancel), tags=tags,
+                      other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say, used),
                       guides=self.guides(job, say))
         runner = {"gen": gen.run, "img2img": edit.run, "inpaint": edit.run, "upscale": upscale.run,
                   "variation": unclip.variation, "interpolate": unclip.interpolate}[job.task]
@@ -151,9 +154,14 @@ class Engine:
 
     # ---- the pipeline cache ----------------------------------------------------------------------------
 
-    def pipeline(self, ref: Any, task: str, opts: Any, say: Reporter | None = None) -> Any:
-        """The loaded pipeline of `ref` for `task`: cached, else derived from the same weights, else loaded."""
-        from difftool import loading
+    def pipeline(self, ref: Any, task: str, opts: Any, say: Reporter | None = None,
+                 job: set[tuple[Any, ...]] | None = None) -> Any:
+        """The loaded pipeline of `ref` for `task`: cached, else derived from the same weights, else loaded.
+
+        `job`: the keys the running job has used. Tasks swap schedulers on the cached pipelines, so a warm engine
+        puts back what a fresh process would see: at a job's first use, the scheduler the model was loaded with;
+        on a pipeline derived for another task, the base's current one (what `from_pipe` copies)."""
+        from difftool import loading, schedulers
 
         say = say or self.reporter
         key = (ref.kind, ref.label, str(ref.path), ref.config, task == "upscale", opts)
@@ -163,12 +171,17 @@ class Engine:
                 self._make_room(_disk_size(ref))
                 loaded = loading.load(ref, task, opts, threads=self.threads, say=say.info)
                 self.loads += 1
-                entry = Entry(loaded, {task: loaded}, _memory_size(loaded.pipe))
+                entry = Entry(loaded, {task: loaded}, _memory_size(loaded.pipe), getattr(loaded.pipe, "scheduler", None))
                 self._entries[key] = entry
                 self._make_room(0, keep=key)
             self._entries.move_to_end(key)
+            if job is not None and key not in job:
+                job.add(key)
+                schedulers.share(entry.base.pipe, entry.scheduler)
             if task not in entry.tasks:
                 entry.tasks[task] = loading.derive(entry.base, task)
+            elif entry.tasks[task] is not entry.base:
+                schedulers.share(entry.tasks[task].pipe, getattr(entry.base.pipe, "scheduler", None))
             return entry.tasks[task]
 
     def _make_room(self, incoming: int, keep: tuple[Any, ...] | None = None) -> None:

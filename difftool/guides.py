@@ -36,7 +36,8 @@ class Guides:
     allow_pickle: bool = False
     refresh: bool = False
     inline: dict[str, Any] = field(default_factory=dict, repr=False)
-    """Images given as base64 bytes (requests): key -> (PIL image, SHA-256); the key stands for a path."""
+    """Images given as base64 bytes (requests): key -> (PIL image, SHA-256, label or None); the key stands for a
+    path."""
     say: Any = None
     """Where to report what runs (the engine's reporter's `info`)."""
     _prepared: dict[Any, Any] = field(default_factory=dict, repr=False)
@@ -148,7 +149,10 @@ class Guides:
         return self._prepared[key]
 
     def _record(self, path: str) -> dict[str, str]:
-        return {"sha256": self.inline[path][1]} if path in self.inline else _file_record(path)
+        if path in self.inline:
+            _, digest, label = self.inline[path]
+            return {"path": label, "sha256": digest} if label else {"sha256": digest}
+        return _file_record(path)
 
 
 def _file_record(path: str) -> dict[str, str]:
@@ -220,8 +224,12 @@ def from_fields(
             from difftool.tasks.inputs import decode_data
 
             raw = decode_data(str(value["data"]), "guide image")
-            key = "inline:" + hashlib.sha256(raw).hexdigest()
-            inline[key] = (images.load_bytes(raw, "guide image"), key[7:])
+            digest = hashlib.sha256(raw).hexdigest()
+            label = value.get("path")  # where a client read the bytes: recorded, never opened
+            key = str(label) if label else f"inline:{digest}"  # a label keys (and names) its image in messages
+            if key in inline and inline[key][1] != digest:
+                key = f"inline:{digest}:{label}"
+            inline[key] = (images.load_bytes(raw, "guide image"), digest, label)
             return key
         value = value.get("path") if isinstance(value, dict) else value
         if not isinstance(value, str) or not value:

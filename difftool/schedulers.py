@@ -84,6 +84,16 @@ def apply(pipe: Any, name: str) -> None:
         decoder.scheduler = pipe.scheduler
 
 
+def share(pipe: Any, scheduler: Any) -> None:
+    """Give `pipe` (and a combined Kandinsky's decoder) `scheduler`, as `apply` does with a new one."""
+    if scheduler is None or getattr(pipe, "scheduler", scheduler) is scheduler:
+        return
+    pipe.scheduler = scheduler
+    decoder = getattr(pipe, "decoder_pipe", None)
+    if decoder is not None and hasattr(decoder, "scheduler"):
+        decoder.scheduler = scheduler
+
+
 def describe(scheduler: Any) -> str:
     """The user-facing name of a live scheduler, for metadata (the class name when unnamed)."""
     cls = type(scheduler).__name__

@@ -116,7 +116,7 @@ def _build() -> dict[str, Any]:
 
     class Item(Strict):
         """An interpolation item: a text, or an image (a path, with its SHA-256 when recorded; or inline
-        base64 bytes in `data`, for requests)."""
+        base64 bytes in `data`, for requests, where a path given too is only its label)."""
 
         text: Optional[str] = None
         image: Optional[str] = None
@@ -126,13 +126,13 @@ def _build() -> dict[str, Any]:
         @model_validator(mode="after")
         def _one(self) -> Any:
             given = [k for k in ("text", "image", "data") if getattr(self, k) is not None]
-            if len(given) != 1:
+            if len(given) != 1 and given != ["image", "data"]:  # both: data, labelled with its path
                 raise ValueError("an item is exactly one of text, image (a path) or data (base64 image bytes)")
             return self
 
     class FileRef(Strict):
-        """An image a guide uses: a path (with its SHA-256 once recorded), or base64 bytes in `data` (requests).
-        A plain string is a path."""
+        """An image a guide uses: a path (with its SHA-256 once recorded), or base64 bytes in `data` (requests;
+        a path given too is only the label recorded for them). A plain string is a path."""
 
         path: Optional[str] = None
         sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$")
@@ -145,8 +145,8 @@ def _build() -> dict[str, Any]:
 
         @model_validator(mode="after")
         def _one(self) -> Any:
-            if (self.path is None) == (self.data is None):
-                raise ValueError("an image is a path or base64 data, exactly one of them")
+            if self.path is None and self.data is None:
+                raise ValueError("an image is a path or base64 data (with both, the path is only a label)")
             return self
 
     class ControlRef(Strict):

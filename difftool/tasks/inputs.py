@@ -25,10 +25,18 @@ class Input:
     """For output names ({name}): the file's stem, or `image` for inline bytes."""
     path: Path | None
     sha256: str
+    label: str | None = None
+    """Inline bytes sent with the path they were read from (the CLI through a server): that path, recorded as is
+    and never opened here."""
+
+    @property
+    def where(self) -> str | None:
+        """The path the record names: the file's (resolved), else the label of inline bytes, else None."""
+        return str(self.path.resolve()) if self.path else self.label
 
     def record(self, key: str) -> dict[str, Any]:
-        """`{key: path, key_sha256: digest}` as the spec stores it (no path for inline bytes)."""
-        return {**({key: str(self.path.resolve())} if self.path else {}), f"{key}_sha256": self.sha256}
+        """`{key: path, key_sha256: digest}` as the spec stores it (no path for unlabelled inline bytes)."""
+        return {**({key: self.where} if self.where else {}), f"{key}_sha256": self.sha256}
 
 
 def decode_data(data: str, what: str) -> bytes:
@@ -40,11 +48,12 @@ def decode_data(data: str, what: str) -> bytes:
 
 def open_input(path: str | None, data: str | None, what: str, mode: str = "RGB",
                background: tuple[int, int, int] = (255, 255, 255)) -> Input:
-    """Decode the input given by `path` or base64 `data` (`what` names it in errors)."""
+    """Decode the input given by `path` or base64 `data` (`what` names it in errors). With both, `data` is the
+    image and `path` only a label: where a client read it, recorded and used for output names, never opened."""
     if data is not None:
         raw = decode_data(data, what)
-        return Input(images.load_bytes(raw, what, mode=mode, background=background), "image", None,
-                     hashlib.sha256(raw).hexdigest())
+        return Input(images.load_bytes(raw, what, mode=mode, background=background),
+                     Path(path).stem if path else "image", None, hashlib.sha256(raw).hexdigest(), label=path)
     if path is None:
         raise InputError(f"No {what} given.")
     p = Path(path).expanduser()

@@ -146,7 +146,7 @@ def variation(ctx: Context, spec: Any) -> Iterator[Result]:
     items: list[Any] = [source.image, spec.prompt] if spec.prompt else [source.image]
     weights = [1.0 - weight, weight] if spec.prompt else [1.0]
     record.update(prompt=spec.prompt, prompt_weight=weight if spec.prompt else None, **source.record("source"))
-    image_item = {"image": record["source"], "sha256": source.sha256} if source.path else {"sha256": source.sha256}
+    image_item = {"image": record["source"], "sha256": source.sha256} if source.where else {"sha256": source.sha256}
     record.update(items=[image_item] + ([{"text": spec.prompt}] if spec.prompt else []), weights=weights)
     for i in range(spec.num_images):
         seed = ctx.first_seed + i
@@ -166,7 +166,7 @@ def interpolate(ctx: Context, spec: Any) -> Iterator[Result]:
     pipe, embedder, kwargs, record = _prepare(ctx, spec)
     unclip = UnclipCall(pipe, embedder)
     pictures = [found.image if found else item.text for item, found in zip(spec.items, opened)]
-    recorded = [{"image": str(found.path.resolve()) if found.path else None, "sha256": found.sha256} if found
+    recorded = [{"image": found.where, "sha256": found.sha256} if found
                 else {"text": item.text} for item, found in zip(spec.items, opened)]
     recorded = [{k: v for k, v in item.items() if v is not None} for item in recorded]
     label = " ".join(item.text if item.text is not None else found.name for item, found in zip(spec.items, opened))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from difftool import registry, tiles
@@ -108,7 +109,7 @@ def run(ctx: Context, spec: Any) -> Iterator[Result]:
     plan = Tiling(pipe=pipe, kwargs=kwargs, seed=ctx.first_seed, steps=steps or 0, scale=scale, grain=grain,
                   tile=tile, overlap=overlap, step=ctx.step,
                   label=f"{source.name} ({width}x{height} -> {width * scale}x{height * scale})")
-    yield Result(record, {"name": source.name, "dir": str(source.path.parent) if source.path else ".",
+    yield Result(record, {"name": source.name, "dir": str((source.path or Path(source.label or "x")).parent),
                           "scale": scale},
                  stream=lambda fh, rec: plan.write(fh, pixels, rec))
 
