@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from difftool import __version__, console
-from difftool.commands import edit, env, generate, info, models, schema, settings, unclip, upscale
+from difftool.commands import edit, env, generate, info, models, schema, serve, settings, unclip, upscale
 
 
 class OneLineErrors(TyperGroup):
@@ -88,6 +88,7 @@ app.command()(upscale.upscale)
 app.command()(unclip.variation)
 app.command()(unclip.interpolate)
 app.command()(schema.schema)
+app.command()(serve.serve)
 
 
 def main() -> None:

@@ -207,3 +207,6 @@ IpAdapter = Annotated[
                  "ip-adapter-plus-sd15, ...), org/name/SUBFOLDER/WEIGHT.safetensors, or a local weights file. "
                  "Default: the model family's standard adapter.", rich_help_panel=GUIDES, show_default=False),
 ]
+NoServer = Annotated[bool, typer.Option(
+    "--no-server", help="Run here even when a `difftool serve` is running (it is used by itself otherwise: the "
+    "per-user socket, or $DIFFTOOL_SERVER).", rich_help_panel=MODEL)]

@@ -44,6 +44,7 @@ MODEL: Group = (
     ("no_safety_checker", options.NoSafetyChecker, False),
     ("refresh", options.Refresh, False),
     ("lora", options.Lora, None),
+    ("no_server", options.NoServer, False),
 )
 SPEED: Group = (
     ("offload", options.Offload, None),
@@ -85,7 +86,7 @@ GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING + GUID
 #: Command parameter -> spec field, where the names differ or the value needs converting.
 SPEC_NAMES = {"config_ref": "config", "compile_": "compile"}
 #: Parameters that are not spec fields (how to write, how to load: the caller's policy).
-NOT_SPEC = {"output", "overwrite", "json_", "quiet", "grid", "from_", "allow_pickle", "refresh",
+NOT_SPEC = {"output", "overwrite", "json_", "quiet", "grid", "from_", "allow_pickle", "refresh", "no_server",
             "prompts", "image", "mask", "images", "images_", "items", "weights", "control_preprocess", "control_mode"}
 """(The commands' own arguments are given to `spec_fields` as spec fields by the command itself.)"""
 

@@ -45,6 +45,8 @@ class Invocation:
         self.origins: dict[str, str] = {}
         self._ref: Any = None
         self._engine: Any = None
+        self._server: Any = None
+        """`client.Server` once found; False: none (or passed over): run here."""
         self.skipped: list[int] = []
         """Numbers of the stdin lines skipped as unreadable (the command exits 2 at the end)."""
 
@@ -130,7 +132,7 @@ class Invocation:
         written: list[Path] = []
         for job in specs:
             try:
-                for result_ in self.engine.run(job):
+                for result_ in self.results(job):
                     if plan.to_stdout:
                         self._to_stdout(result_)
                         continue
@@ -154,6 +156,20 @@ class Invocation:
         if self.skipped:
             raise UsageError(f"{len(self.skipped)} stdin line(s) skipped (see above); the others were written.")
         return written
+
+    def results(self, job: Any) -> Any:
+        """The images of one spec: made by a running `difftool serve` when there is one (`difftool.client`: same
+        records, names and pixels), else by this process's engine."""
+        if self._server is None:
+            from difftool import client
+
+            self._server = client.find(self.console, self.flags.values) or False
+        if self._server:
+            made = self._server.run(job, self.console)
+            if made is not None:
+                return made
+            self._server = False  # passed over (said once): the rest runs here too
+        return self.engine.run(job)
 
     def _to_stdout(self, made: Any) -> None:
         import sys

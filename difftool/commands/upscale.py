@@ -33,6 +33,7 @@ UPSCALE: Group = (
     ("quiet", options.Quiet, False),
     ("grid", options.Grid, False),
     ("from_", options.From, None),
+    ("no_server", options.NoServer, False),
 )
 FIELDS = ("seed", "index", "model", "date", "name", "scale", "dir")
 
