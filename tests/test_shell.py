@@ -23,7 +23,7 @@ def run(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = N
                           cwd=cwd, input=input, timeout=timeout)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["gen", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["gen", "--help"], ["serve", "--help"]])
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
     code = (
         "import sys, io, contextlib\n"
@@ -31,7 +31,7 @@ def test_help_imports_no_heavy_module(args: list[str]) -> None:
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    try: app({args!r})\n"
         "    except SystemExit: pass\n"
-        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'fastapi', 'uvicorn') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]"

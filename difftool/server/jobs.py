@@ -226,8 +226,7 @@ class Jobs:
             if queued:
                 self.pending.remove(job)
         if queued:
-            job.set_state("cancelled", {"message": reason, "type": "Cancelled", "code": 130})
-            self._count("cancelled")
+            self._end(job, "cancelled", {"message": reason, "type": "Cancelled", "code": 130})
         elif not job.over:
             job.cancel.set()
 
@@ -237,6 +236,11 @@ class Jobs:
         with self._cond:
             if job.over:
                 self.jobs.pop(job.id, None)
+
+    def unclaimed(self, since: float) -> bool:
+        """Whether a job that finished after `since` (a time.time()) still holds images nobody took in a response."""
+        with self._cond:
+            return any(j.over and j.images and (j.finished or 0) >= since for j in self.jobs.values())
 
     def recent(self) -> list[Job]:
         with self._cond:
@@ -316,8 +320,7 @@ class Jobs:
 
     def _run(self, job: Job) -> None:
         if job.cancel.is_set():
-            job.set_state("cancelled", {"message": "cancelled.", "type": "Cancelled", "code": 130})
-            self._count("cancelled")
+            self._end(job, "cancelled", {"message": "cancelled.", "type": "Cancelled", "code": 130})
             return
         job.set_state("running")
         try:
@@ -327,23 +330,22 @@ class Jobs:
                 job.images.append(image)
                 job.emit("image", {"index": image.index})
         except Cancelled:
-            job.set_state("cancelled", {"message": "cancelled.", "type": "Cancelled", "code": 130})
-            self._count("cancelled")
+            self._end(job, "cancelled", {"message": "cancelled.", "type": "Cancelled", "code": 130})
             return
         except BaseException as exc:  # noqa: BLE001 - every failure ends the job, never the worker
-            job.set_state("failed", describe(exc, self.log))
-            self._count("failed")
+            self._end(job, "failed", describe(exc, self.log))
             if not isinstance(exc, Exception):
                 raise
             return
-        job.set_state("done")
-        self._count("done")
+        self._end(job, "done")
 
     # ---- bookkeeping ------------------------------------------------------------------------------------
 
-    def _count(self, status: str) -> None:
+    def _end(self, job: Job, status: str, error: dict[str, Any] | None = None) -> None:
+        """Count, then tell the clients (who may ask for the counts as soon as they hear)."""
         with self._cond:
             self.counts[status] += 1
+        job.set_state(status, error)
 
     def _remember(self, job: Job) -> None:
         """Keep `job` findable; forget the oldest finished jobs beyond `keep` or older than `keep_seconds`."""

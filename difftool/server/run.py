@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from typing import Any
 from difftool.client import socket_path
 from difftool.errors import UsageError
 from difftool.server.policy import Limits
+
+#: Seconds a draining server waits for the images of a job that finished meanwhile to be fetched.
+LINGER = 5.0
 
 
 def is_loopback(host: str) -> bool:
@@ -196,6 +200,8 @@ def _draining_server(config: Any, jobs: Any) -> Any:
         def __init__(self) -> None:
             super().__init__(config)
             self.jobs, self.draining, self.interrupted = jobs, False, False
+            self.drained = 0.0
+            self.idle_since: float | None = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             # the signal is not recorded: uvicorn would raise it again after the shutdown, killing the process
@@ -206,12 +212,18 @@ def _draining_server(config: Any, jobs: Any) -> Any:
                 _stderr("stopping: new jobs are refused; the running one " +
                         ("stops at its next step" if sig == signal.SIGINT else "finishes first"))
             self.interrupted = self.interrupted or sig == signal.SIGINT
+            self.drained = self.drained or time.time()
             self.draining = True
             self.jobs.drain(cancel_running=sig == signal.SIGINT)
 
         async def on_tick(self, counter: int) -> bool:
             if self.draining and self.jobs.idle:
-                self.should_exit = True
+                now = time.monotonic()
+                self.idle_since = self.idle_since or now
+                # a job that finished while draining and was not handed over in its response (a client polling
+                # /v1/jobs) gets a few seconds for its images to be fetched
+                if not self.jobs.unclaimed(self.drained) or now - self.idle_since >= LINGER:
+                    self.should_exit = True
             return await super().on_tick(counter)
 
     return DrainingServer()
