@@ -314,7 +314,7 @@ def test_openai_client(server: Live, tiny_sd: Path, k22: Path, red: Path, tmp_pa
     assert png_record(base64.b64decode(inpainted.data[0].b64_json))["task"] == "inpaint"
     assert png_record(base64.b64decode(edited.data[0].b64_json))["strength"] == 0.5
     with open(red, "rb") as image:
-        varied = client.images.create_variation(image=image, n=1, extra_body={"seed": 3, "steps": 2, "prior_steps": 2})
+        varied = client.images.create_variation(image=image, n=1, size="64x64", extra_body={"seed": 3, "steps": 2, "prior_steps": 2})
     record = png_record(base64.b64decode(varied.data[0].b64_json))
     assert (record["task"], record["model"], record["seed"]) == ("variation", str(k22), 3)
     with pytest.raises(openai.BadRequestError, match="limit of 8"):
