@@ -32,6 +32,7 @@ from difftool.errors import Cancelled, DifftoolError, InputError, ModelUnavailab
 ENV_SERVER = "DIFFTOOL_SERVER"
 ENV_TOKEN = "DIFFTOOL_TOKEN"
 API_VERSION = 1
+"""The native API's version (`/v1/health`): the client passes over a server whose API or difftool version differs."""
 SOCKET_NAME = "server.sock"
 #: Seconds: to connect and say hello; then between two events of a running job (the server pings every 5 s).
 HELLO_TIMEOUT = 5.0

@@ -385,6 +385,51 @@ def test_warm_engine_restores_the_model_scheduler(tiny_sd: Path) -> None:
     assert np.array_equal(image(warm, scheduler="euler"), image(Engine(threads=1), scheduler="euler"))
 
 
+def test_worker_runs_jobs_in_order_and_unloads_when_idle() -> None:
+    """The queue's worker, with a stand-in engine: one job at a time in submission order, failures kept to their
+    job, and `--idle-unload` calling engine.unload() once no job came for that long."""
+    from types import SimpleNamespace
+
+    from difftool.errors import UsageError
+    from difftool.server.jobs import Jobs, Refused
+
+    class Engine:
+        def __init__(self) -> None:
+            self.ran: list[str] = []
+            self.unloads = 0
+
+        def run(self, spec: Any, cancel: Any = None, reporter: Any = None) -> Iterator[Any]:
+            self.ran.append(spec.prompt)
+            if spec.prompt == "bad":
+                raise UsageError("--steps is not accepted.")
+            yield SimpleNamespace(record={"seed": 1, "prompt": spec.prompt}, name_fields={}, png=lambda: b"png")
+
+        def loaded(self) -> list[str]:
+            return ["model"] if self.unloads == 0 else []
+
+        def unload(self) -> int:
+            self.unloads += 1
+            return 1
+
+    engine = Engine()
+    jobs = Jobs(engine, queue=3, idle_unload=0.3, log=lambda _: None)
+
+    def spec(prompt: str) -> Any:
+        return SimpleNamespace(prompt=prompt, task="gen", frames=None, num_images=1)
+
+    queued = [jobs.submit(spec(p)) for p in ("a", "bad", "c")]
+    with pytest.raises(Refused):
+        jobs.submit(spec("d"))
+    jobs.start()
+    try:
+        until(lambda: all(j.over for j in queued), 10, "the jobs")
+        assert engine.ran == ["a", "bad", "c"]
+        assert [j.status for j in queued] == ["done", "failed", "done"] and queued[1].error["code"] == 2
+        until(lambda: engine.unloads == 1, 10, "the idle unload")
+    finally:
+        jobs.stop()
+
+
 def test_sigterm_finishes_the_running_job_then_exits_0(server: Live) -> None:
     """Last test of the module: it stops the server."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)

@@ -28,8 +28,7 @@ UNSUPPORTED = {"restore_faces": (False, None), "tiling": (False, None), "subseed
                "script_name": (None, ""), "styles": (None, []), "hr_resize_x": (0, None), "hr_resize_y": (0, None),
                "seed_resize_from_h": (0, -1, None), "seed_resize_from_w": (0, -1, None),
                "hr_checkpoint_name": (None, "", "Use same checkpoint"), "hr_sampler_name": (None, "", "Use same sampler"),
-               "hr_prompt": (None, ""), "hr_negative_prompt": (None, ""), "initial_noise_multiplier": (1, 1.0, None),
-               "inpainting_mask_invert": (0, 1, None), "image_cfg_scale": None}
+               "hr_prompt": (None, ""), "hr_negative_prompt": (None, ""), "initial_noise_multiplier": (1, 1.0, None)}
 #: A1111 schedule types (v1.9+) difftool has (`readers.samplers.SCHEDULES`), as `/schedulers` lists them.
 SCHEDULE_TYPES = (("automatic", "Automatic"), ("uniform", "Uniform"), ("karras", "Karras"),
                   ("exponential", "Exponential"))

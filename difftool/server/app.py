@@ -27,12 +27,11 @@ from typing import Any
 from fastapi import Request  # route signatures are read at run time (these modules load only to serve)
 
 from difftool import __version__
+from difftool.client import API_VERSION
 from difftool.errors import UsageError
 from difftool.server.jobs import Job, Jobs
 from difftool.server.policy import Limits, Models, RequestError
 
-#: The native API's version: the CLI's client refuses a server whose API or difftool version differs.
-API_VERSION = 1
 VERSION_HEADER = "x-difftool-version"
 
 

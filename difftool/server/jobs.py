@@ -188,6 +188,7 @@ class Jobs:
         self._cond = threading.Condition()
         self._stop = False
         self._last = time.monotonic()
+        self._unloaded = False
         self._thread: threading.Thread | None = None
 
     # ---- the web side -----------------------------------------------------------------------------------
@@ -293,16 +294,20 @@ class Jobs:
                 with self._cond:
                     self.running = None
                     self._last = time.monotonic()
+                    self._unloaded = False
 
     def _idle_wait(self) -> float | None:
-        if not self.idle_unload:
+        """How long the worker may sleep: until `idle_unload` is due, else until a job comes."""
+        if not self.idle_unload or self._unloaded:
             return None
         return max(0.05, self.idle_unload - (time.monotonic() - self._last))
 
     def _maybe_unload(self) -> None:
-        if self.idle_unload and time.monotonic() - self._last >= self.idle_unload and self.engine.loaded():
-            count = self.engine.unload()
-            self.log(f"idle for {self.idle_unload:g} s: unloaded {count} pipeline(s)")
+        if self.idle_unload and time.monotonic() - self._last >= self.idle_unload:
+            if self.engine.loaded():
+                count = self.engine.unload()
+                self.log(f"idle for {self.idle_unload:g} s: unloaded {count} pipeline(s)")
+            self._unloaded = True
 
     def _preload(self, preload: list[Any]) -> None:
         """Load the `--models` before the first job (a failure is logged; that model then fails its jobs)."""

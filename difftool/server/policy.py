@@ -209,22 +209,35 @@ class Models:
         return None
 
 
+def pipeline_class(ref: Any) -> str:
+    """The `_class_name` of a folder's model_index.json ("" when there is none to read)."""
+    path = getattr(ref, "path", None)
+    index = Path(path) / "model_index.json" if path else None
+    if index is None or not index.is_file():
+        return ""
+    import json
+
+    try:
+        return str(json.loads(index.read_text()).get("_class_name", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def is_upscaler(ref: Any) -> bool:
+    """Whether a served model is an upscaler (preloaded for `upscale`, not text to image)."""
+    if ref.spec is not None:
+        return ref.spec.task == "upscale"
+    return pipeline_class(ref) in ("StableDiffusionUpscalePipeline", "StableDiffusionLatentUpscalePipeline",
+                                   "LDMSuperResolutionPipeline")
+
+
 def is_unclip(text: str, ref: Any = None) -> bool:
     """Whether a model is a Kandinsky 2.1/2.2 (prior + decoder), from the registry or its model_index.json."""
     spec = registry.get(text) if ref is None else ref.spec
     if spec is not None:
         return spec.prior is not None
-    path = getattr(ref, "path", None)
-    index = Path(path) / "model_index.json" if path else None
-    if index is not None and index.is_file():
-        import json
-
-        try:
-            name = str(json.loads(index.read_text()).get("_class_name", ""))
-        except (OSError, ValueError):
-            return False
-        return name.startswith("Kandinsky") and "Prior" not in name
-    return False
+    name = pipeline_class(ref)
+    return name.startswith("Kandinsky") and "Prior" not in name
 
 
 def cached(repo_id: str, revision: str | None) -> bool:

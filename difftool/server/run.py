@@ -149,12 +149,13 @@ def _run(settings: Settings, models: Any, tcp: socket.socket, unix: socket.socke
     from difftool.engine import Engine
     from difftool.server.app import Service, create_app
     from difftool.server.jobs import Jobs, _stderr
+    from difftool.server.policy import is_upscaler
 
     engine = Engine(memory_budget=settings.memory_budget, reporter=_Log(), threads=config.lookup("threads", None, None, int))
     jobs = Jobs(engine, queue=settings.queue, idle_unload=settings.idle_unload)
     service = Service(jobs, models, settings.limits, settings.token)
-    preload = [spec.build({"task": "gen", "model": s.canonical, "prompt": "preload"}, flags=False)
-               for s in models.served]
+    preload = [spec.build({"task": "upscale" if is_upscaler(s.ref) else "gen", "model": s.canonical}, flags=False,
+                          partial=True) for s in models.served]
     jobs.start(preload)
     app = create_app(service)
     host, port = tcp.getsockname()[:2]
