@@ -210,9 +210,11 @@ def test_cli_passes_over_a_server_it_cannot_use(client_env: Live, cli: Any, tiny
 
 
 def test_cli_errors_from_the_server_keep_their_exit_codes(client_env: Live, cli: Any, tiny_sd: Path) -> None:
+    failed = client_env.call("GET", "/v1/health")[1]["jobs"]["failed"]
     r = cli("gen", "a cat", "-m", str(tiny_sd), "--guidance", "3", "--prior-steps", "2", "--steps", "2")
     assert r.exit_code == 2  # the pipeline takes no prior steps: refused by the engine on the server
     assert r.stdout == "" and r.stderr.strip().splitlines()[-1].startswith("error: --prior-steps is not accepted")
+    assert client_env.call("GET", "/v1/health")[1]["jobs"]["failed"] == failed + 1
 
 
 # ---- the native jobs API ----------------------------------------------------------------------------------
