@@ -26,7 +26,8 @@ def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own HF cache, no config file, no DIFFTOOL_* from the developer's shell, and runs in tmp."""
+    """Every test gets its own HF cache, no config file, no DIFFTOOL_* from the developer's shell, no running
+    `difftool serve` (its own runtime folder), and runs in tmp."""
     for key in list(os.environ):
         if key.startswith("DIFFTOOL_"):
             monkeypatch.delenv(key)
@@ -34,6 +35,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("HF_HOME", str(hf_home))
     monkeypatch.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
     monkeypatch.setenv("DIFFTOOL_CONFIG", str(tmp_path / "no-config.toml"))
+    runtime = tmp_path / "runtime"  # no per-user socket: a developer's own `difftool serve` is never used
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     import huggingface_hub.constants as hf_constants
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
