@@ -74,6 +74,36 @@ class Engine:
 
         job = job if not isinstance(job, dict) else specs.build(job, flags=False)
         say = reporter or self.reporter
+        ctx = self._context(job, cancel, say)
+        runner = {"gen": gen.run, "img2img": edit.run, "inpaint": edit.run, "upscale": upscale.run,
+                  "variation": unclip.variation, "interpolate": unclip.interpolate}[job.task]
+        yield from runner(ctx, job)
+
+    def run_batch(self, jobs: list[Any], batch_size: int, *, cancel: Any = None,
+                  reporter: Reporter | None = None) -> Iterator[tuple[int, Result]]:
+        """The images of several gen specs that differ only in prompt, seed and count (`tasks.gen.batch_key`),
+        `batch_size` images per pipeline call, each image with its own CPU generator (image i of a spec: its seed
+        + i, as `run` makes it). Yields (index of the spec in `jobs`, result), in order. `difftool batch` uses it."""
+        from difftool import spec as specs
+        from difftool.tasks import gen
+
+        jobs = [job if not isinstance(job, dict) else specs.build(job, flags=False) for job in jobs]
+        key = gen.batch_key(jobs[0])
+        if key is None or any(gen.batch_key(job) != key for job in jobs):
+            raise ValueError("run_batch takes gen specs that differ only in prompt, seed and num_images")
+        say = reporter or self.reporter
+        ctx = self._context(jobs[0], cancel, say)
+        images = []
+        for index, job in enumerate(jobs):
+            first = ctx.first_seed if index == 0 else job.seed if job.seed is not None else self._random_seed(say)
+            images += [(index, job.prompt, first + i) for i in range(job.num_images)]
+        for start in range(0, len(images), max(1, batch_size)):
+            chunk = images[start:start + max(1, batch_size)]
+            made = gen.run_batch(ctx, jobs[0], [(prompt, seed) for _, prompt, seed in chunk])
+            yield from ((index, result) for (index, _, _), result in zip(chunk, made))
+
+    def _context(self, job: Any, cancel: Any, say: Reporter) -> Context:
+        """What a task needs to run `job`: its model (checked, not loaded yet), pipelines, seed, progress."""
         ref = self.resolve(job)
         if ref.repo_id and not self.refresh:
             from difftool import hub
@@ -84,12 +114,9 @@ class Engine:
         if tags is not None:
             opts = replace(opts, lora=tags.adapters)  # the tagged LoRAs load with the pipeline (part of its key)
         first = job.seed if job.seed is not None else self._random_seed(say)
-        ctx = Context(ref, lambda task: self.pipeline(ref, task, opts, say), first, Step(say, cancel), tags=tags,
-                      other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say),
-                      guides=self.guides(job, say))
-        runner = {"gen": gen.run, "img2img": edit.run, "inpaint": edit.run, "upscale": upscale.run,
-                  "variation": unclip.variation, "interpolate": unclip.interpolate}[job.task]
-        yield from runner(ctx, job)
+        return Context(ref, lambda task: self.pipeline(ref, task, opts, say), first, Step(say, cancel), tags=tags,
+                       other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say),
+                       guides=self.guides(job, say))
 
     @staticmethod
     def _other(text: str) -> Any:

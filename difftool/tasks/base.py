@@ -83,13 +83,17 @@ class Step:
     """A threading.Event-like object: set -> the job stops at the next step (Cancelled)."""
 
 
-def call(pipe: Any, kwargs: dict[str, Any], seed: int, *, steps: int, label: str, step: Step) -> Any:
-    """Call `pipe` once with a fresh CPU generator seeded with `seed`, reporting each step."""
+def call(pipe: Any, kwargs: dict[str, Any], seed: int | list[int], *, steps: int, label: str, step: Step) -> Any:
+    """Call `pipe` once with a fresh CPU generator seeded with `seed` (a list: one generator per image of a batched
+    call, as diffusers takes them), reporting each step."""
     import torch
 
     params = inspect.signature(pipe.__call__).parameters
     kwargs = dict(kwargs)
-    kwargs["generator"] = torch.Generator("cpu").manual_seed(seed)
+    if isinstance(seed, list):
+        kwargs["generator"] = [torch.Generator("cpu").manual_seed(s) for s in seed]
+    else:
+        kwargs["generator"] = torch.Generator("cpu").manual_seed(seed)
     with step.reporter.progress(label, max(steps, 1)) as advance:
         if (advance is not None or step.cancel is not None) and "callback_on_step_end" in params:
 
