@@ -173,3 +173,27 @@ def test_kill_9_then_resume_makes_every_job_exactly_once(cli, tiny_sd: Path, tmp
     done = records(tmp_path / "out")
     assert len(done) == total and len({d["id"] for d in done}) == total and {d["status"] for d in done} == {"done"}
     assert images(tmp_path / "out") == sorted(d["outputs"][0]["path"] for d in done)  # no temporary file left
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = ("import sys, io, contextlib\nfrom difftool.cli import app\n"
+            "for args in (['--help'], ['batch', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try: app(args)\n"
+            "        except SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'accelerate', 'diffusers', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_vary_values() -> None:
+    from difftool.batch.jobs import parse_vary
+    from difftool.errors import UsageError
+
+    assert parse_vary(["seed=1..3", "guidance=3,5.5", "steps=10..30:10", 'prompt=["a, b", "c"]', "--hires-steps=4..2",
+                       "denoise=0.2..0.4:0.1"][:5] + ["hires-denoise=0.2..0.4:0.1"]) == [
+        ("seed", [1, 2, 3]), ("guidance", [3, 5.5]), ("steps", [10, 20, 30]), ("prompt", ["a, b", "c"]),
+        ("hires_steps", [4, 3, 2]), ("hires_denoise", [0.2, 0.3, 0.4])]
+    for bad in ("seed", "nope=1", "seed=x", "steps=0..2"):
+        with pytest.raises(UsageError):
+            parse_vary([bad])

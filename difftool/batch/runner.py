@@ -106,14 +106,17 @@ def run(source: str, fmt: str, vary: list[str] | None, flags: Any, opts: Options
         tracker.begin(0.5 if procs.world > 1 else None)
         tracker.poll()  # the invalid lines first
     try:
-        Maker(procs, plan, opts, writer, say, tracker).make_all()
+        try:
+            Maker(procs, plan, opts, writer, say, tracker).make_all()
+        finally:
+            writer.append({"id": "", "status": "end"})  # this process's share is over (rank 0 waits for all)
+            writer.close()
+        if tracker is None:
+            return _exit(procs, 0)
+        tracker.wait_for(procs.world)
     finally:
-        writer.append({"id": "", "status": "end"})
-        writer.close()
-    if tracker is None:
-        return _exit(procs, 0)
-    tracker.wait_for(procs.world)
-    tracker.end()
+        if tracker is not None:  # the bar stops (and the terminal's cursor comes back) whatever happened
+            tracker.end()
     return _exit(procs, _summary(tracker, tally, plan, opts, say))
 
 
