@@ -1,7 +1,7 @@
 """Batch scaling: `difftool batch` jobs/s with 1 and 2 processes and with --batch-size 1 and 4, on the tiny model,
 in one run (interleaved repeats); and how far batched pixels are from one-image calls.
 
-    python bench/batch_scale.py [--jobs 32] [--steps 8] [--repeats 2] [--device cpu|cuda]
+    python bench/batch_scale.py [--jobs 48] [--steps 20] [--repeats 2] [--device cpu|cuda]
 
 Two rates per run: whole process (start-up, model load and all: what a user waits for) and making (the images
 only, from the manifest's per-job seconds: each process's first call, which loads the model, left out; jobs over
@@ -20,7 +20,7 @@ from pathlib import Path
 import common
 
 
-def main(jobs: int = 32, steps: int = 8, repeats: int = 2, device: str | None = None) -> dict:
+def main(jobs: int = 48, steps: int = 20, repeats: int = 2, device: str | None = None) -> dict:
     model = str(common.tiny_model())
     work = common.workdir()
     prompts = work / "prompts.txt"
@@ -123,8 +123,8 @@ def _float_diff(model: str, steps: int) -> float:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--jobs", type=int, default=48)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default=None)
     a = ap.parse_args()

@@ -17,7 +17,7 @@ import itertools
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class Job:
     code: int = 0
     text: str = ""
     """The start of an invalid line, for the manifest."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read(source: str) -> list[tuple[int, bytes]]:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from difftool.errors import UsageError
+
 MANIFEST = "manifest"
 LOCKS = ".locks"
 
@@ -161,9 +163,13 @@ class Locks:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held by another process (another rank, another run)
+            except BlockingIOError:  # held by another process (another rank, another run)
                 os.close(fd)
                 return None
+            except OSError as exc:  # a file system without locks: running unguarded could make jobs twice
+                os.close(fd)
+                raise UsageError(f"Cannot lock files in '{self.folder}' ({exc.strerror or exc}); batch needs a "
+                                 "file system with locks (on NFS: v4, or v3 with lockd).") from None
             try:  # the file we locked must still be the one at `path` (a holder may have just removed it)
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
                     return fd

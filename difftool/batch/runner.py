@@ -191,7 +191,8 @@ class Maker:
 
         self.procs, self.plan, self.opts, self.writer, self.tracker = procs, plan, opts, writer, tracker
         prefix = f"[rank {procs.rank}] " if procs.world > 1 else ""
-        self.engine = Engine(reporter=Say(say, prefix), allow_pickle=opts.allow_pickle, refresh=opts.refresh,
+        self.say = Say(say, prefix)
+        self.engine = Engine(reporter=self.say, allow_pickle=opts.allow_pickle, refresh=opts.refresh,
                              threads=config.lookup("threads", None, None, int))
         self.locks = Locks(opts.out)
         self.view = Manifest(opts.out)
@@ -221,7 +222,7 @@ class Maker:
         names = output_names(job.id, job.images)
         if all((self.opts.out / name).exists() for name in names):  # made meanwhile? (else: a killed run's files)
             self.view.refresh()
-            if self.view.done_record(job.id) is not None:
+            if self.view.done_record(job.id, self.opts.verify) is not None:
                 self.locks.release(job.id, fd)
                 return False
         for name in names:  # temporary files of a killed writer of this job (nobody else writes it: we hold it)
@@ -267,11 +268,11 @@ class Maker:
             for index, result in self.engine.run_batch([made for _, made in group], self.opts.batch_size):
                 job = group[index][0]
                 outputs[index].append(self._write(result, output_names(job.id, job.images)[len(outputs[index])]))
-        except Exception as exc:
-            if len(group) == 1:
-                self._fail(group[0][0], exc)
-                return
-            for job, made in group:  # one bad job must not fail the others: each alone, as without batching
+        except Exception as exc:  # one bad job must not fail the others (nor a call too big for memory): each
+            known = explain(exc)    # job alone, as without --batch-size
+            reason = known.message if known is not None else f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self.say.warn(f"a batched call of {len(group)} job(s) failed ({reason}); making them one by one.")
+            for job, made in group:
                 self._make_one(job, made)
             return
         share = (time.monotonic() - start) / max(1, sum(job.images for job, _ in group))
