@@ -83,6 +83,12 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "noise-level": (int,),
     "tile": (int,),
     "upscaler": (str,),
+    "quantize": (str,),
+    "quantize-text": (str,),
+    "cache": (str,),
+    "cache-threshold": (float, int),
+    "true-cfg": (float, int),
+    "max-sequence-length": (int,),
 }
 #: Keys that make no sense per model.
 GLOBAL_ONLY = {"model", "upscaler"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from difftool import console, devices, hub
+from difftool import components, console, devices, hub
 from difftool.errors import ModelUnavailable, UsageError
 from difftool.references import ModelRef
 
@@ -24,7 +24,7 @@ TASK_CLASSES = {
     "inpaint": "AutoPipelineForInpainting",
     "upscale": "DiffusionPipeline",  # upscalers are not served by AutoPipeline: loaded by their own class
 }
-OFFLOAD_MODES = ("model", "sequential")
+OFFLOAD_MODES = ("model", "sequential", "group")
 TASK_WORDS = {"text2img": "text-to-image", "img2img": "image-to-image", "inpaint": "inpainting",
               "upscale": "upscaler"}
 #: The pipeline classes the `upscale` task accepts (read from the folder's model_index.json).
@@ -53,11 +53,23 @@ class LoadOptions:
     """`difftool.lora.Lora` adapters to load (`--lora`)."""
     prior: str | None = None
     """`--prior`: the unCLIP prior (Kandinsky) to load with a decoder, overriding its own link."""
+    quantize: str | None = None
+    """`--quantize`: int8|fp8|int4|nf4 for the transformer/UNet (difftool.quantize)."""
+    quantize_text: str | None = None
+    """`--quantize-text`: the same schemes for the text encoders."""
+    transformer: str | None = None
+    """`--transformer`: a .safetensors/.gguf file of the transformer, configured by the base model (difftool.components)."""
+    cache: str | None = None
+    """`--cache`: first-block|taylorseer|faster|mag step cache on the transformer (difftool.stepcache)."""
+    cache_threshold: float | None = None
+    """`--cache-threshold`: first-block/mag threshold (None: diffusers' default)."""
 
     def switches(self) -> dict[str, object]:
         """The speed/memory switches in effect, recorded in every image's metadata."""
         values = {"offload": self.offload, "vae_tiling": self.vae_tiling, "vae_slicing": self.vae_slicing,
-                  "compile": self.compile, "tiny_vae": self.tiny_vae}
+                  "compile": self.compile, "tiny_vae": self.tiny_vae, "quantize": self.quantize,
+                  "quantize_text": self.quantize_text, "transformer": self.transformer, "cache": self.cache,
+                  "cache_threshold": self.cache_threshold}
         if self.lora:
             values["lora"] = [lora.record() for lora in self.lora]
         return {k: v for k, v in values.items() if v}
@@ -82,6 +94,9 @@ class Loaded:
 
 def quiet_libraries() -> None:
     """Keep library chatter (tqdm bars, deprecation notices) off the user's stderr."""
+    from difftool import quantize
+
+    quantize.quiet_backends()  # before transformers/peft import torchao
     import transformers
 
     transformers.utils.logging.set_verbosity(50)  # CRITICAL: failures reach the user as our own one-liners
@@ -99,8 +114,11 @@ def local_folder(ref: ModelRef, opts: LoadOptions) -> Path:
     if ref.path is not None:
         return ref.path
     assert ref.repo_id is not None
+    from difftool.components import skipped
+
     return hub.fetch_pipeline(
-        ref.repo_id, ref.revision, allow_pickle=opts.allow_pickle, variant=opts.variant, refresh=opts.refresh
+        ref.repo_id, ref.revision, allow_pickle=opts.allow_pickle, variant=opts.variant, refresh=opts.refresh,
+        skip=skipped(opts),
     )
 
 
@@ -185,6 +203,7 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
     if ref.kind == "file":
         if opts.prior:
             raise UsageError(f"--prior applies to unCLIP models (Kandinsky 2.1/2.2), not to checkpoint '{ref.path}'.")
+        components.refuse_for_single_file(ref, opts)
         pipe = load_single_file(ref, opts, dtype)
         if task != "text2img":
             pipe = _switch_task(auto, pipe, ref, task)
@@ -196,6 +215,7 @@ def load_pipeline(ref: ModelRef, task: str, opts: LoadOptions, **extra: Any) -> 
             "local_files_only": True,
             "low_cpu_mem_usage": True,  # memory-mapped safetensors, no random init (diffusers' default with accelerate)
             **component_kwargs(folder, opts),
+            **components.load_kwargs(folder, opts, device, dtype, ref.label),  # --transformer, --quantize(-text)
             **extra,
         }
         if opts.tiny_vae and has_component(folder, "vae") and "vae" not in kwargs:
@@ -385,7 +405,11 @@ def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
         lora.apply(pipe, opts.lora, refresh=opts.refresh)
     if opts.offload:
         gpu = "cuda" if device.startswith("cuda") else device
-        if opts.offload == "model":
+        if opts.offload == "group":
+            from difftool import offload
+
+            offload.enable_group(pipe, device)
+        elif opts.offload == "model":
             pipe.enable_model_cpu_offload(device=gpu)
         else:
             pipe.enable_sequential_cpu_offload(device=gpu)
@@ -406,6 +430,10 @@ def place(pipe: Any, device: str, dtype: Any, opts: LoadOptions) -> None:
             except NotImplementedError as exc:
                 raise UsageError(f"--vae-{method.split('_')[1][:-3]}ing is not supported by "
                                  f"{type(vae).__name__} ({type(pipe).__name__}).") from exc
+    if opts.cache:  # after offload hooks, before torch.compile
+        from difftool import stepcache
+
+        stepcache.apply(pipe, opts.cache, opts.cache_threshold)
     if opts.compile:
         import torch
 

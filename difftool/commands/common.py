@@ -77,9 +77,16 @@ def load_options(
     compile: bool = False,
     tiny_vae: str | None = None,
     lora: list[str] | None = None,
+    quantize: str | None = None,
+    quantize_text: str | None = None,
+    transformer: str | None = None,
+    cache: str | None = None,
+    cache_threshold: float | None = None,
 ) -> Any:
     """LoadOptions from flags/environment/config file, validated before torch is imported."""
+    from difftool import components, stepcache
     from difftool import lora as loras
+    from difftool import quantize as quant
     from difftool.loading import OFFLOAD_MODES, LoadOptions
 
     dev = config.lookup("device", device, "auto")
@@ -92,10 +99,15 @@ def load_options(
     adapters = loras.parse_all(lora_items, allow_pickle)
     if offload is not None and offload not in OFFLOAD_MODES:
         raise UsageError(f"Unknown --offload mode '{offload}'; use {' or '.join(OFFLOAD_MODES)}.")
+    threshold = config.lookup("cache-threshold", cache_threshold, None, float)
     return LoadOptions(
         device=dev, dtype=dt, allow_pickle=allow_pickle, safety_checker=not no_safety_checker, refresh=refresh,
         offload=offload, vae_tiling=vae_tiling, vae_slicing=vae_slicing, compile=compile, tiny_vae=tiny_vae,
         variant=config.lookup("variant", None), lora=adapters,
+        quantize=quant.check_scheme(config.lookup("quantize", quantize), "--quantize"),
+        quantize_text=quant.check_scheme(config.lookup("quantize-text", quantize_text), "--quantize-text"),
+        transformer=components.check_transformer_file(transformer),
+        cache=stepcache.check(config.lookup("cache", cache), threshold), cache_threshold=threshold,
     )
 
 

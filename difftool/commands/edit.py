@@ -102,6 +102,13 @@ def img2img(
     prior: options.Prior = None,
     prior_steps: options.PriorSteps = None,
     prior_guidance: options.PriorGuidance = None,
+    true_cfg: options.TrueCfg = None,
+    max_sequence_length: options.MaxSequenceLength = None,
+    quantize: options.Quantize = None,
+    quantize_text: options.QuantizeText = None,
+    transformer: options.Transformer = None,
+    cache: options.Cache = None,
+    cache_threshold: options.CacheThreshold = None,
 ) -> None:
     """Repaint images following a prompt (one PNG path per line on stdout).
 
@@ -111,19 +118,23 @@ def img2img(
     """
     console.set_quiet(quiet)
     (image, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
+     vae_tiling, vae_slicing, config_ref, true_cfg, max_sequence_length, quantize, quantize_text, transformer, cache,
+     cache_threshold) = replay.fill(
         from_, "img2img", {"image": replay.stored_file("source")}, image=image, prompt=prompt, strength=strength,
         model=model, negative=negative, steps=steps, guidance=guidance, seed=seed, width=width, height=height,
         scheduler=scheduler, lora=lora, tiny_vae=tiny_vae, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
-        config_ref=config_ref)
+        config_ref=config_ref, true_cfg=true_cfg, max_sequence_length=max_sequence_length, quantize=quantize,
+        quantize_text=quantize_text, transformer=transformer, cache=cache, cache_threshold=cache_threshold)
     if image is None or prompt is None:
         raise UsageError("img2img needs IMAGE and PROMPT (or --from IMAGE to re-run an image's settings).")
     ref = resolve_model(model, config_ref)
     req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
     req.prior_steps = config.lookup("prior-steps", prior_steps, None, int)
     req.prior_guidance = config.lookup("prior-guidance", prior_guidance, None, float)
+    req.true_cfg = config.lookup("true-cfg", true_cfg, None, float)
+    req.max_sequence_length = config.lookup("max-sequence-length", max_sequence_length, None, int)
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
-                        compile_, tiny_vae, lora)
+                        compile_, tiny_vae, lora, quantize, quantize_text, transformer, cache, cache_threshold)
     opts.prior = prior
     req.images = images.result_paths(read_lines([image], "image paths"))
     plan = _plan(output, overwrite, len(req.images) * num_images)
@@ -173,6 +184,13 @@ def inpaint(
     prior: options.Prior = None,
     prior_steps: options.PriorSteps = None,
     prior_guidance: options.PriorGuidance = None,
+    true_cfg: options.TrueCfg = None,
+    max_sequence_length: options.MaxSequenceLength = None,
+    quantize: options.Quantize = None,
+    quantize_text: options.QuantizeText = None,
+    transformer: options.Transformer = None,
+    cache: options.Cache = None,
+    cache_threshold: options.CacheThreshold = None,
 ) -> None:
     """Repaint the white part of a mask following a prompt (one PNG path per line on stdout).
 
@@ -181,11 +199,14 @@ def inpaint(
     """
     console.set_quiet(quiet)
     (image, mask, prompt, strength, model, negative, steps, guidance, seed, width, height, scheduler, lora, tiny_vae,
-     vae_tiling, vae_slicing, config_ref) = replay.fill(
+     vae_tiling, vae_slicing, config_ref, true_cfg, max_sequence_length, quantize, quantize_text, transformer, cache,
+     cache_threshold) = replay.fill(
         from_, "inpaint", {"image": replay.stored_file("source"), "mask": replay.stored_file("mask")}, image=image,
         mask=mask, prompt=prompt, strength=strength, model=model, negative=negative, steps=steps, guidance=guidance,
         seed=seed, width=width, height=height, scheduler=scheduler, lora=lora, tiny_vae=tiny_vae,
-        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref)
+        vae_tiling=vae_tiling, vae_slicing=vae_slicing, config_ref=config_ref, true_cfg=true_cfg,
+        max_sequence_length=max_sequence_length, quantize=quantize, quantize_text=quantize_text,
+        transformer=transformer, cache=cache, cache_threshold=cache_threshold)
     if image is None or mask is None or prompt is None:
         raise UsageError("inpaint needs IMAGE, MASK and PROMPT (or --from IMAGE to re-run an image's settings).")
     if image == "-" and mask == "-":
@@ -194,8 +215,10 @@ def inpaint(
     req = _request(prompt, negative, steps, guidance, seed, width, height, num_images, scheduler, strength)
     req.prior_steps = config.lookup("prior-steps", prior_steps, None, int)
     req.prior_guidance = config.lookup("prior-guidance", prior_guidance, None, float)
+    req.true_cfg = config.lookup("true-cfg", true_cfg, None, float)
+    req.max_sequence_length = config.lookup("max-sequence-length", max_sequence_length, None, int)
     opts = load_options(device, dtype, allow_pickle, no_safety_checker, refresh, offload, vae_tiling, vae_slicing,
-                        compile_, tiny_vae, lora)
+                        compile_, tiny_vae, lora, quantize, quantize_text, transformer, cache, cache_threshold)
     opts.prior = prior
     req.images = images.result_paths(read_lines([image], "image paths"))
     req.masks = images.result_paths(read_lines([mask], "mask paths"))

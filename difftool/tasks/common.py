@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from difftool import console, metadata
+from difftool import console, metadata, stepcache
 from difftool.errors import DifftoolError
 from difftool.loading import Loaded, is_usage_error
 from difftool.outputs import OutputPlan, write_png
@@ -45,6 +45,7 @@ def run_pipe(pipe: Any, kwargs: dict[str, Any], seed: int, steps: int, label: st
     params = inspect.signature(pipe.__call__).parameters
     call = dict(kwargs)
     call["generator"] = torch.Generator("cpu").manual_seed(seed)
+    stepcache.before_call(pipe, call.get("num_inference_steps") or getattr(params.get("num_inference_steps"), "default", None))
     with console.step_bar(label, total=max(steps, 1)) as advance:
         if console.bars_enabled() and "callback_on_step_end" in params:
 

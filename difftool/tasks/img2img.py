@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from difftool import console, images, schedulers
+from difftool import callrules, console, images, schedulers
 from difftool.errors import UsageError
 from difftool.loading import Loaded, LoadOptions, call_defaults, check_accepts, load_pipeline
 from difftool.outputs import OutputPlan
@@ -98,7 +98,7 @@ def size_multiple(pipe: Any) -> int:
     models), since Kandinsky rounds other sizes up."""
     movq = getattr(pipe, "movq", None)
     if movq is None:
-        return 8
+        return callrules.size_multiple(pipe)
     factor = 2 ** (len(movq.config.block_out_channels) - 1)
     return max(8, factor * factor)
 
@@ -126,6 +126,8 @@ def prepare(ref: ModelRef, req: EditRequest, opts: LoadOptions, task: str, stren
         schedulers.apply(loaded.pipe, req.scheduler)
     kwargs = call_kwargs(loaded, replace(req, width=None, height=None))  # sizes are applied to the image itself
     strength = req.strength if req.strength is not None else strength_default
+    if req.strength is None and "strength" not in call_defaults(loaded.pipe):
+        strength = None  # edit pipelines (Flux Kontext, Flux.2, Qwen-Image-Edit) take no strength
     if strength is not None:
         check_accepts(loaded.pipe, {"strength": "--strength"})
         kwargs["strength"] = strength
@@ -181,6 +183,7 @@ def run_edits(
                     call["mask_image"] = images.resize_cover(src.mask, width, height)
                     extra.update(mask=str(src.mask_info.path.resolve()), mask_sha256=images.sha256(src.mask_info.path))
                 call.update({k: v for k, v in (("width", width), ("height", height)) if sized[k]})
+                call.update(callrules.size_kwargs(loaded.pipe, width, height))  # Flux Kontext: max_area
                 if sized["width"] and swaps_size(loaded.pipe):
                     call["width"], call["height"] = height, width
             except UsageError as exc:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from difftool import console, schedulers
+from difftool import callrules, console, schedulers
 from difftool.loading import Loaded, LoadOptions, call_defaults, check_accepts, load_pipeline
 from difftool.outputs import OutputPlan
 from difftool.references import ModelRef
@@ -30,6 +30,10 @@ class GenRequest:
     prior_steps: int | None = None
     """unCLIP (Kandinsky) prior steps and guidance (the combined pipelines' prior_* kwargs)."""
     prior_guidance: float | None = None
+    true_cfg: float | None = None
+    """`--true-cfg`: true_cfg_scale of Flux/Qwen-Image pipelines (real CFG; difftool.callrules)."""
+    max_sequence_length: int | None = None
+    """`--max-sequence-length`: text tokens the T5/LLM encoders read."""
 
 
 #: GenRequest field -> (pipeline kwarg, the flag named in errors)
@@ -41,6 +45,8 @@ CALL_ARGS = {
     "height": ("height", "--height"),
     "prior_steps": ("prior_num_inference_steps", "--prior-steps"),
     "prior_guidance": ("prior_guidance_scale", "--prior-guidance"),
+    "true_cfg": ("true_cfg_scale", "--true-cfg"),
+    "max_sequence_length": ("max_sequence_length", "--max-sequence-length"),
 }
 
 
@@ -58,6 +64,8 @@ def with_registry_defaults(ref: ModelRef, req: GenRequest) -> GenRequest:
         scheduler=req.scheduler if req.scheduler is not None else spec.scheduler,
         prior_steps=req.prior_steps if req.prior_steps is not None else _int(spec.extra.get("prior_steps")),
         prior_guidance=req.prior_guidance if req.prior_guidance is not None else spec.extra.get("prior_guidance"),
+        true_cfg=req.true_cfg if req.true_cfg is not None else spec.true_cfg,
+        max_sequence_length=req.max_sequence_length if req.max_sequence_length is not None else spec.max_sequence_length,
     )
 
 
@@ -69,7 +77,8 @@ def call_kwargs(loaded: Loaded, req: GenRequest) -> dict[str, Any]:
     """The pipeline kwargs shared by every image, after refusing those the pipeline does not take."""
     given = {name: CALL_ARGS[name] for name in CALL_ARGS if getattr(req, name) is not None}
     check_accepts(loaded.pipe, {kwarg: flag for kwarg, flag in given.values()})
-    return {kwarg: getattr(req, name) for name, (kwarg, _) in given.items()}
+    kwargs = {kwarg: getattr(req, name) for name, (kwarg, _) in given.items()}
+    return {**callrules.true_cfg(loaded.pipe, kwargs), **callrules.size_kwargs(loaded.pipe, req.width, req.height)}
 
 
 def recorded(loaded: Loaded, req: GenRequest, kwargs: dict[str, Any], task: str) -> dict[str, Any]:
@@ -82,6 +91,7 @@ def recorded(loaded: Loaded, req: GenRequest, kwargs: dict[str, Any], task: str)
         "guidance": kwargs.get("guidance_scale", defaults.get("guidance_scale")),
         "scheduler": schedulers.describe(loaded.pipe.scheduler) if hasattr(loaded.pipe, "scheduler") else None,
         **prior_settings(loaded, kwargs, defaults),
+        **callrules.recorded(kwargs, defaults),
     }
 
 
