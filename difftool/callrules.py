@@ -6,7 +6,8 @@
   `--negative` with true CFG off is refused (exit 2, "add --true-cfg"), and true CFG on without `--negative`
   passes `" "` as the negative prompt (what Qwen-Image's model card does), so `--true-cfg X` alone turns it on.
 - **Guidance that does nothing.** On those pipelines `guidance_scale` feeds a guidance embedding; a transformer
-  without one (FLUX.1 [schnell], Qwen-Image) ignores it, so a non-zero `--guidance` there is refused (exit 2).
+  without one (FLUX.1 [schnell], Qwen-Image) ignores it: a non-zero `--guidance` there gets a warning (not an
+  error: images made before record the pipeline's default guidance, and `--from` replays it).
 - **Flux Kontext's `max_area`.** Kontext scales every request to `max_area` (1024x1024 by default); difftool
   passes `max_area = width x height` so the size asked for (or the input's working size) is the size made.
 - **Size multiples.** Packed-latent pipelines need sizes in multiples of twice the VAE factor (16 for Flux,
@@ -41,12 +42,15 @@ def true_cfg(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
                          "--true-cfg 4 (any value > 1; each step then runs the transformer twice).")
     if on and kwargs.get("negative_prompt") is None and "negative_prompt" in params:
         kwargs["negative_prompt"] = BLANK_NEGATIVE
+        kwargs["true_cfg_scale"] = scale  # recorded: it decides what ran
     guidance = kwargs.get("guidance_scale")
     transformer = getattr(pipe, "transformer", None)
     embeds = getattr(getattr(transformer, "config", None), "guidance_embeds", True)
     if guidance not in (None, 0, 0.0) and embeds is False:
-        raise UsageError(f"--guidance has no effect on {name} (its transformer has no guidance embedding); use "
-                         "--true-cfg for classifier-free guidance.")
+        from difftool import console
+
+        console.warn(f"--guidance has no effect on {name} (its transformer has no guidance embedding); use "
+                     "--true-cfg for classifier-free guidance.")
     return kwargs
 
 

@@ -7,8 +7,8 @@ copy never sits in memory; a `GGUFQuantizationConfig` for `.gguf` transformer fi
 | scheme | backend | where |
 | --- | --- | --- |
 | int8 | torchao `Int8WeightOnlyConfig` | CPU and GPU |
-| fp8 | torchao `Float8WeightOnlyConfig` | CUDA GPUs (compute capability 8.9+: Ada, Hopper, Blackwell) |
-| int4 | torchao `Int4WeightOnlyConfig` (group size 128) | CUDA GPUs |
+| fp8 | torchao `Float8WeightOnlyConfig` | CPU (emulated: memory saving only) and GPU (fast on compute capability 8.9+) |
+| int4 | torchao `Int4WeightOnlyConfig` (group size 128, tinygemm "tile_packed_to_4d" layout) | CUDA GPUs |
 | nf4 | bitsandbytes 4-bit NF4 (bf16 compute) | CUDA GPUs |
 
 A missing backend package or a device the scheme cannot run on is a usage error (exit 2) naming the extra to
@@ -28,7 +28,7 @@ SCHEMES = ("int8", "fp8", "int4", "nf4")
 #: scheme -> the backend package that implements it
 BACKENDS = {"int8": "torchao", "fp8": "torchao", "int4": "torchao", "nf4": "bitsandbytes"}
 #: schemes whose kernels exist only on CUDA GPUs
-CUDA_ONLY = {"fp8", "int4", "nf4"}
+CUDA_ONLY = {"int4", "nf4"}
 EXTRA = "pip install 'difftool[quant]'"
 
 
@@ -51,11 +51,11 @@ def require_package(package: str, what: str) -> None:
 def check_device(scheme: str, device: str, flag: str) -> None:
     """Refuse a scheme that has no kernels on `device`, and a missing backend package."""
     backend = BACKENDS[scheme]
-    require_package(backend, f"{flag} {scheme} ({backend})")
     if scheme in CUDA_ONLY and not device.startswith("cuda"):
         where = "CPU" if device == "cpu" else device
         raise UsageError(f"{flag} {scheme} ({backend}) runs on CUDA GPUs only, not on {where}; "
-                         "use --quantize int8 (torchao), which works everywhere.")
+                         f"use {flag} int8 (torchao), which works everywhere.")
+    require_package(backend, f"{flag} {scheme} ({backend})")
 
 
 def _torchao_type(scheme: str) -> Any:
@@ -65,7 +65,7 @@ def _torchao_type(scheme: str) -> Any:
         return Int8WeightOnlyConfig()
     if scheme == "fp8":
         return Float8WeightOnlyConfig()
-    return Int4WeightOnlyConfig(group_size=128)
+    return Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d")  # torch's own CUDA kernel
 
 
 def component_config(scheme: str, library: str, dtype: Any) -> Any:

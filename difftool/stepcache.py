@@ -10,8 +10,10 @@ instead of recomputing, for the published 1.5-2x speed-ups at a small cost in fi
 | faster | `FasterCacheConfig` | attention every other step in the middle of denoising, and the unconditional branch of CFG | - |
 | mag | `MagCacheConfig` | blocks while the accumulated residual-magnitude error stays small; needs per-model magnitude ratios (diffusers ships Flux's) | 0.06 |
 
-Applied with `transformer.enable_cache(config)` on models that have diffusers' `CacheMixin`, else with the
-same hooks' `apply_*` functions; UNet models (SD 1.x/2.x/XL) have no step cache in diffusers and are refused.
+Applied with `transformer.enable_cache(config)` on transformers that have diffusers' `CacheMixin` (Flux, Flux
+Kontext, Flux.2, Chroma, Qwen-Image in diffusers 0.42). Others are refused (exit 2): SD3, Z-Image and Sana
+transformers have no `enable_cache`, and the hooks applied by hand fail at the first step there (Z-Image's
+blocks do not take `hidden_states`); UNet models (SD 1.x/2.x/XL) have no step cache in diffusers.
 """
 
 from __future__ import annotations
@@ -84,17 +86,12 @@ def apply(pipe: Any, cache: str, threshold: float | None) -> None:
         what = "a UNet" if getattr(pipe, "unet", None) is not None else "no transformer"
         raise UsageError(f"--cache works on transformer (DiT) models; {type(pipe).__name__} has {what}, for which "
                          "diffusers has no step cache.")
+    if not hasattr(model, "enable_cache"):
+        raise UsageError(f"--cache: diffusers has no step cache for {type(model).__name__} ({type(pipe).__name__}); "
+                         "it has them for Flux, Flux Kontext, Flux.2, Chroma and Qwen-Image transformers.")
     config = make_config(pipe, cache, threshold)
     try:
-        if hasattr(model, "enable_cache"):
-            model.enable_cache(config)
-        else:  # the same hooks, for transformers without diffusers' CacheMixin (SD3, Z-Image, Sana, ...)
-            from diffusers import hooks
-
-            appliers = {"FirstBlockCacheConfig": hooks.apply_first_block_cache,
-                        "TaylorSeerCacheConfig": hooks.apply_taylorseer_cache,
-                        "FasterCacheConfig": hooks.apply_faster_cache, "MagCacheConfig": hooks.apply_mag_cache}
-            appliers[type(config).__name__](model, config)
+        model.enable_cache(config)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"--cache {cache} is not supported by {type(model).__name__} ({type(pipe).__name__}): "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.") from exc

@@ -167,18 +167,19 @@ def build_chroma(folder: Path, seed: int = 0) -> Path:
 
 
 def build_sd3(folder: Path, seed: int = 0) -> Path:
-    """A tiny StableDiffusion3Pipeline (two CLIP encoders with projection + T5, a 1-block MMDiT)."""
+    """A tiny StableDiffusion3Pipeline (two CLIP encoders with projection + T5, a 1-block MMDiT on 16 latent
+    channels like the real one, which SD3's inpainting pipeline checks)."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 
     torch.manual_seed(seed)
-    transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8,
+    transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=16, num_layers=1, attention_head_dim=8,
                                         num_attention_heads=4, caption_projection_dim=32, joint_attention_dim=32,
-                                        pooled_projection_dim=64, out_channels=4)
+                                        pooled_projection_dim=64, out_channels=16)  # 16: SD3's inpainting wants it
     clip_tok = write_clip_tokenizer(folder.parent / (folder.name + "-cliptok"))
     t5_tok = write_t5_tokenizer(folder.parent / (folder.name + "-t5tok"))
     pipe = StableDiffusion3Pipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(), transformer=transformer, vae=tiny_flux_vae(seed, 4),
+        scheduler=FlowMatchEulerDiscreteScheduler(), transformer=transformer, vae=tiny_flux_vae(seed, 16),
         text_encoder=tiny_clip(seed, projection=True), tokenizer=clip_tok,
         text_encoder_2=tiny_clip(seed, projection=True), tokenizer_2=clip_tok,
         text_encoder_3=tiny_t5(len(t5_tok), seed), tokenizer_3=t5_tok, image_encoder=None, feature_extractor=None,
@@ -322,3 +323,26 @@ BUILDERS = {
     "flux": build_flux, "flux-kontext": build_flux_kontext, "chroma": build_chroma, "sd3": build_sd3,
     "qwen-image": build_qwen_image, "z-image": build_z_image, "sana": build_sana, "flux2-klein": build_flux2_klein,
 }
+
+
+def write_gguf(pipeline_folder: Path, out: Path) -> Path:
+    """The pipeline's transformer as a GGUF file in diffusers' key layout: 2-D weights whose rows split into 32-value
+    blocks as Q8_0, everything else F32 (what community GGUF files hold, at tiny scale)."""
+    import gguf
+    import numpy as np
+    from safetensors.torch import load_file
+
+    state = load_file(str(pipeline_folder / "transformer" / "diffusion_pytorch_model.safetensors"))
+    writer = gguf.GGUFWriter(str(out), arch="flux")
+    for key, tensor in state.items():
+        array = tensor.float().numpy()
+        if array.ndim == 2 and array.shape[-1] % 32 == 0:
+            packed = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(key, packed, raw_shape=packed.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(key, array.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
