@@ -9,7 +9,7 @@ measured inside the process; peak RSS from wait4; "full passes" = steps on which
 block cache skips the others). Random weights change little from step to step, so the cache's hit rate here is
 not the one of a trained model: read the cache rows as the cost of a skipped vs a computed step.
 
-    python bench/dit_quant_cache.py [--repeats 1] [--steps 4] [--size 256] [--double 1] [--single 2]
+    python bench/dit_quant_cache.py [--repeats 1] [--steps 6] [--size 256] [--double 1] [--single 2]
 """
 
 from __future__ import annotations
@@ -59,12 +59,16 @@ def child() -> None:
     """`difftool gen` with the transformer and its single blocks timed/counted (writes $BENCH_TIMES at exit)."""
     import diffusers
 
-    times: dict[str, list[float]] = {"transformer": [], "single_block_calls": []}
+    times: dict[str, list[float]] = {"transformer": [], "single_block_calls": [], "weights_mib": []}
     transformer_forward = diffusers.FluxTransformer2DModel.forward
     block_forward = diffusers.models.transformers.transformer_flux.FluxSingleTransformerBlock.forward
     counted = [0]
 
     def timed(self, *args, **kwargs):
+        if not times["weights_mib"]:  # the transformer's weights as held in memory (torchao: int8 data + scales)
+            held = sum(sum(getattr(p, name).nbytes for name in ("qdata", "scale") if hasattr(p, name))
+                       if hasattr(p, "qdata") else p.nbytes for p in self.parameters())
+            times["weights_mib"].append(held / 2**20)
         start = time.perf_counter()
         try:
             return transformer_forward(self, *args, **kwargs)
@@ -89,7 +93,7 @@ def child() -> None:
     main()
 
 
-def main(repeats: int = 1, steps: int = 4, size: int = 256, double: int = 1, single: int = 2) -> dict:
+def main(repeats: int = 1, steps: int = 6, size: int = 256, double: int = 1, single: int = 2) -> dict:
     folder = common.RESULTS / "models" / f"flux-shaped-{double}-{single}"
     if not (folder / "bench-info.json").exists():
         start = time.perf_counter()
@@ -110,12 +114,15 @@ def main(repeats: int = 1, steps: int = 4, size: int = 256, double: int = 1, sin
             times = json.loads(probe.read_text())
             r["step_s"] = sum(times["transformer"]) / max(len(times["transformer"]), 1)
             r["full_passes"] = times["single_block_calls"][0] / single
+            r["weights_mib"] = times["weights_mib"][0] if times["weights_mib"] else None
             return r
         return run
 
     variants = {
         "bf16": variant("bf16"),
         "bf16 + first-block cache": variant("fbc", "--cache", "first-block"),
+        "bf16 + first-block 0.5": variant("fbc05", "--cache", "first-block", "--cache-threshold", "0.5"),
+        "bf16 + taylorseer": variant("taylor", "--cache", "taylorseer"),
         "int8 (torchao)": variant("int8", "--quantize", "int8"),
         "int8 + first-block cache": variant("int8-fbc", "--quantize", "int8", "--cache", "first-block"),
     }
@@ -125,11 +132,12 @@ def main(repeats: int = 1, steps: int = 4, size: int = 256, double: int = 1, sin
     base = res["bf16"]
     rows = []
     for name, r in res.items():
-        passes = [run.get("full_passes") for run in r["runs"]]
-        rows.append([name, r.get("step_s"), common.ratio(r.get("step_s"), base.get("step_s")), passes[0],
+        first = r["runs"][0]
+        rows.append([name, r.get("step_s"), common.ratio(r.get("step_s"), base.get("step_s")), first.get("full_passes"),
+                     first.get("weights_mib"), common.ratio(first.get("weights_mib"), base["runs"][0].get("weights_mib")),
                      r["peak_rss_mib"], common.ratio(r["peak_rss_mib"], base["peak_rss_mib"]), r["seconds"]])
-    text = common.table(["variant", "s / step", "step / bf16", "full passes", "peak RSS MiB", "RSS / bf16",
-                         "whole process s"], rows)
+    text = common.table(["variant", "s / step", "step / bf16", "full passes", "transformer weights MiB",
+                         "weights / bf16", "peak RSS MiB", "RSS / bf16", "whole process s"], rows)
     print(text)
     common.save("dit_quant_cache", {"table": text, "results": res, "model": info, "steps": steps, "size": size})
     return res
@@ -141,7 +149,7 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--repeats", type=int, default=1)
-        parser.add_argument("--steps", type=int, default=4)
+        parser.add_argument("--steps", type=int, default=6)
         parser.add_argument("--size", type=int, default=256)
         parser.add_argument("--double", type=int, default=1)
         parser.add_argument("--single", type=int, default=2)
