@@ -80,8 +80,17 @@ GUIDES: Group = (
     ("image_prompt", options.ImagePrompt, None),
     ("ip_adapter", options.IpAdapter, None),
 )
+DIT: Group = (
+    ("true_cfg", options.TrueCfg, None),
+    ("max_sequence_length", options.MaxSequenceLength, None),
+    ("quantize", options.Quantize, None),
+    ("quantize_text", options.QuantizeText, None),
+    ("transformer", options.Transformer, None),
+    ("cache", options.Cache, None),
+    ("cache_threshold", options.CacheThreshold, None),
+)
 #: Everything img2img and inpaint take besides their own arguments (gen: and the hires fix).
-GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING + GUIDES
+GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING + GUIDES + DIT
 #: Command parameter -> spec field, where the names differ or the value needs converting.
 SPEC_NAMES = {"config_ref": "config", "compile_": "compile"}
 #: Parameters that are not spec fields (how to write, how to load: the caller's policy).

@@ -23,6 +23,8 @@ CONFIG_KEYS = {
     "prior_guidance": "prior-guidance", "noise_level": "noise-level", "tile": "tile", "max_pixels": "max-pixels",
     "weighting": "weighting", "clip_skip": "clip-skip", "lora_dir": "lora-dir", "hires_scale": "hires",
     "hires_steps": "hires-steps", "hires_denoise": "hires-denoise", "hires_upscaler": "hires-upscaler",
+    "true_cfg": "true-cfg", "max_sequence_length": "max-sequence-length", "quantize": "quantize",
+    "quantize_text": "quantize-text", "cache": "cache", "cache_threshold": "cache-threshold",
 }
 #: The model of each task when nothing names one: (config key, built-in default). unCLIP tasks ignore the
 #: `model` setting, which names a gen model; upscale has its own `upscaler` setting.
