@@ -134,6 +134,12 @@ class Flags:
         return out
 
 
+def pick(group: Group, *names: str) -> Group:
+    """The options of `group` named, in the order named (a command that takes only some of a group)."""
+    found = {option[0]: option for option in group}
+    return tuple(found[name] for name in names)
+
+
 def to_spec(name: str, value: Any) -> dict[str, Any]:
     """One command parameter as spec field(s): `--no-safety-checker` -> safety_checker false, `--lora a:0.5`
     -> lora [{ref: a, scale: 0.5}], and renamed parameters."""

@@ -101,6 +101,15 @@ class Invocation:
             return images.result_paths(self.lines([given] if isinstance(given, str) else given, what))
         return [stored] if stored else []
 
+    def per_source(self, paths: list[str]) -> tuple[list[Any], int]:
+        """One spec per readable input image (headers checked now, before a model loads; the bad ones reported),
+        and how many were bad. None readable: exit 2 now."""
+        if not paths:
+            raise UsageError("No image paths given.")
+        good, errors = probe_inputs(paths)
+        report_bad(errors, len(paths))
+        return [self.spec(source=str(info.path)) for info in good], len(errors)
+
     @property
     def engine(self) -> Any:
         if self._engine is None:
