@@ -9,7 +9,6 @@ downloaded). A `.gguf` file stays quantized in memory (diffusers' GGUF support, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +48,15 @@ def refuse_for_single_file(ref: Any, opts: Any) -> None:
 def _transformer_class(folder: Path, label: str) -> Any:
     import diffusers
 
-    try:
-        entry = json.loads((folder / "model_index.json").read_text()).get("transformer")
-    except (OSError, ValueError):
-        entry = None
-    if not isinstance(entry, list) or entry[1] is None:
+    from difftool.loading.index import PipelineIndex
+
+    name = PipelineIndex.read(folder).component_class("transformer")
+    if name is None:
         raise UsageError(f"--transformer: '{label}' has no transformer (a UNet model?); use it with a DiT model such "
                          "as flux-dev, sd35-large or qwen-image.")
-    cls = getattr(diffusers, entry[1], None)
+    cls = getattr(diffusers, name, None)
     if cls is None or not hasattr(cls, "from_single_file"):
-        raise ModelUnavailable(f"--transformer: {entry[1]} cannot be loaded from a single file by this diffusers.")
+        raise ModelUnavailable(f"--transformer: {name} cannot be loaded from a single file by this diffusers.")
     return cls
 
 

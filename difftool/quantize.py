@@ -18,7 +18,6 @@ install (`pip install 'difftool[quant]'`) or the device to use.
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +83,9 @@ def component_config(scheme: str, library: str, dtype: Any) -> Any:
 
 
 def _index(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / "model_index.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    from difftool.loading.index import PipelineIndex
+
+    return PipelineIndex.read(folder).data
 
 
 def denoiser_name(index: dict[str, Any]) -> str | None:
