@@ -160,6 +160,8 @@ class Engine:
             compile=job.compile, tiny_vae=job.tiny_vae, lora=adapters, prior=prior, allow_pickle=self.allow_pickle,
             refresh=self.refresh, controlnets=tuple(c.model for c in job.control),
             ip_adapter=(job.ip_adapter or "auto") if job.image_prompt else None, ip_adapter_count=len(job.image_prompt),
+            quantize=job.quantize, quantize_text=job.quantize_text, transformer=job.transformer, cache=job.cache,
+            cache_threshold=job.cache_threshold,
         )
 
     def guides(self, job: Any, say: Reporter) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from difftool import schedulers
+from difftool import callrules, schedulers
 from difftool.tasks.base import Context, Result, base_record, call, call_kwargs, image_result, ran, text_kwargs
 
 
@@ -18,8 +18,9 @@ def _prepare(ctx: Context, spec: Any) -> tuple[Any, dict[str, Any], dict[str, An
     if scheduler:
         schedulers.apply(pipe, scheduler)
     values = {key: ctx.value(spec, key) for key in ("steps", "guidance", "width", "height", "prior_steps",
-                                                    "prior_guidance")}
+                                                    "prior_guidance", "true_cfg", "max_sequence_length")}
     kwargs = call_kwargs(pipe, {"negative": spec.negative, **values}, loaded.ref.label)
+    kwargs.update(callrules.size_kwargs(pipe, values["width"], values["height"]))  # Flux Kontext: max_area
     record = {**base_record(loaded, "gen"), "prompt": spec.prompt, "negative": spec.negative, **ran(pipe, kwargs)}
     return loaded, kwargs, record
 
