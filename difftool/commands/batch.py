@@ -14,7 +14,7 @@ import typer
 
 from difftool import options
 from difftool.commands.common import guarded
-from difftool.commands.groups import GUIDES, HIRES, MODEL, PRIOR, PROMPTING, SAMPLING, SPEED, Flags, uses
+from difftool.commands.groups import DIT, GUIDES, HIRES, MODEL, PRIOR, PROMPTING, SAMPLING, SPEED, Flags, uses
 from difftool.errors import UsageError
 
 BATCH = "Batch"
@@ -23,7 +23,7 @@ OWN = ("ctx", "jobs", "output", "vary", "batch_size", "processes", "retry_failed
 
 
 @guarded
-@uses(SAMPLING + MODEL + SPEED + PRIOR + PROMPTING + GUIDES + HIRES)
+@uses(SAMPLING + MODEL + SPEED + PRIOR + PROMPTING + GUIDES + DIT + HIRES)
 def batch(
     ctx: typer.Context,
     jobs: Annotated[str, typer.Argument(
