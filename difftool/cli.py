@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from difftool import __version__, console
-from difftool.commands import edit, env, generate, info, models, schema, serve, settings, unclip, upscale
+from difftool.commands import batch, edit, env, generate, info, models, schema, serve, settings, unclip, upscale
 
 
 class OneLineErrors(TyperGroup):
@@ -23,6 +23,8 @@ class OneLineErrors(TyperGroup):
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
+        # the command line as given, for commands that re-run it (`batch --processes` under accelerate's launcher)
+        extra.setdefault("obj", {"argv": list(args) if args is not None else sys.argv[1:]})
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         from typer import _click as click
@@ -71,7 +73,7 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also DIFFTOOL_DEBUG=1).")] = False,
 ) -> None:
     """Diffusion images from the shell."""
-    ctx.obj = {"debug": debug}  # this invocation's state travels on the Click context, never in module globals
+    ctx.obj = {**(ctx.obj or {}), "debug": debug}  # this invocation's state travels on the Click context
 
 
 # ---- command registry: one line per command ---------------------------------------------------------
@@ -88,6 +90,7 @@ app.command()(upscale.upscale)
 app.command()(unclip.variation)
 app.command()(unclip.interpolate)
 app.command()(schema.schema)
+app.command()(batch.batch)
 app.command()(serve.serve)
 
 

@@ -90,6 +90,12 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "hires-denoise": (float, int),
     "hires-upscaler": (str,),
     "lora-dir": (list, str),
+    "quantize": (str,),
+    "quantize-text": (str,),
+    "cache": (str,),
+    "cache-threshold": (float, int),
+    "true-cfg": (float, int),
+    "max-sequence-length": (int,),
 }
 #: Keys that make no sense per model.
 GLOBAL_ONLY = {"model", "upscaler"}

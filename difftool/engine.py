@@ -76,6 +76,36 @@ class Engine:
 
         job = job if not isinstance(job, dict) else specs.build(job, flags=False)
         say = reporter or self.reporter
+        ctx = self._context(job, cancel, say)
+        runner = {"gen": gen.run, "img2img": edit.run, "inpaint": edit.run, "upscale": upscale.run,
+                  "variation": unclip.variation, "interpolate": unclip.interpolate}[job.task]
+        yield from runner(ctx, job)
+
+    def run_batch(self, jobs: list[Any], batch_size: int, *, cancel: Any = None,
+                  reporter: Reporter | None = None) -> Iterator[tuple[int, Result]]:
+        """The images of several gen specs that differ only in prompt, seed and count (`tasks.gen.batch_key`),
+        `batch_size` images per pipeline call, each image with its own CPU generator (image i of a spec: its seed
+        + i, as `run` makes it). Yields (index of the spec in `jobs`, result), in order. `difftool batch` uses it."""
+        from difftool import spec as specs
+        from difftool.tasks import gen
+
+        jobs = [job if not isinstance(job, dict) else specs.build(job, flags=False) for job in jobs]
+        key = gen.batch_key(jobs[0])
+        if key is None or any(gen.batch_key(job) != key for job in jobs):
+            raise ValueError("run_batch takes gen specs that differ only in prompt, seed and num_images")
+        say = reporter or self.reporter
+        ctx = self._context(jobs[0], cancel, say)
+        images = []
+        for index, job in enumerate(jobs):
+            first = ctx.first_seed if index == 0 else job.seed if job.seed is not None else self._random_seed(say)
+            images += [(index, job.prompt, first + i) for i in range(job.num_images)]
+        for start in range(0, len(images), max(1, batch_size)):
+            chunk = images[start:start + max(1, batch_size)]
+            made = gen.run_batch(ctx, jobs[0], [(prompt, seed) for _, prompt, seed in chunk])
+            yield from ((index, result) for (index, _, _), result in zip(chunk, made))
+
+    def _context(self, job: Any, cancel: Any, say: Reporter) -> Context:
+        """What a task needs to run `job`: its model (checked, not loaded yet), pipelines, seed, progress."""
         ref = self.resolve(job)
         if ref.repo_id and not self.refresh:
             from difftool import hub
@@ -87,12 +117,10 @@ class Engine:
             opts = replace(opts, lora=tags.adapters)  # the tagged LoRAs load with the pipeline (part of its key)
         first = job.seed if job.seed is not None else self._random_seed(say)
         used: set[tuple[Any, ...]] = set()  # the pipelines this job has touched (see `pipeline`)
-        ctx = Context(ref, lambda task: self.pipeline(ref, task, opts, say, used), first, Step(say, cancel), tags=tags,
-                      other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts), say, used),
-                      guides=self.guides(job, say))
-        runner = {"gen": gen.run, "img2img": edit.run, "inpaint": edit.run, "upscale": upscale.run,
-                  "variation": unclip.variation, "interpolate": unclip.interpolate}[job.task]
-        yield from runner(ctx, job)
+        return Context(ref, lambda task: self.pipeline(ref, task, opts, say, used), first, Step(say, cancel),
+                       tags=tags, other=lambda text, task: self.pipeline(self._other(text), task, self._plain(opts),
+                                                                        say, used),
+                       guides=self.guides(job, say))
 
     @staticmethod
     def _other(text: str) -> Any:
@@ -136,6 +164,8 @@ class Engine:
             compile=job.compile, tiny_vae=job.tiny_vae, lora=adapters, prior=prior, allow_pickle=self.allow_pickle,
             refresh=self.refresh, controlnets=tuple(c.model for c in job.control),
             ip_adapter=(job.ip_adapter or "auto") if job.image_prompt else None, ip_adapter_count=len(job.image_prompt),
+            quantize=job.quantize, quantize_text=job.quantize_text, transformer=job.transformer, cache=job.cache,
+            cache_threshold=job.cache_threshold,
         )
 
     def guides(self, job: Any, say: Reporter) -> Any:

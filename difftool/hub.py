@@ -66,6 +66,7 @@ def fetch_pipeline(
     variant: str | None = None,
     refresh: bool = False,
     pipeline_class: Any = None,
+    skip: tuple[str, ...] = (),
 ) -> Path:
     """Return a local folder holding the pipeline `repo_id`, downloading what is missing.
 
@@ -76,6 +77,7 @@ def fetch_pipeline(
 
     cls = pipeline_class or DiffusionPipeline
     kwargs: dict[str, Any] = {"revision": revision, "variant": variant, "use_safetensors": None if allow_pickle else True}
+    kwargs.update({name: None for name in skip})  # components passed separately (--transformer): weights not fetched
     if not refresh:
         try:
             return Path(cls.download(repo_id, local_files_only=True, **kwargs))

@@ -83,9 +83,35 @@ ImagePath = Annotated[Path, typer.Argument(help="Input image.")]
 PERF = "Speed and memory"
 Offload = Annotated[
     Optional[str],
-    typer.Option("--offload", help="model|sequential: keep weights in CPU memory and move them to the GPU as needed "
-                 "(diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload).", rich_help_panel=PERF,
-                 show_default=False),
+    typer.Option("--offload", help="model|group|sequential: keep weights in CPU memory and move them to the GPU as "
+                 "needed (diffusers' enable_model_cpu_offload / enable_group_offload / enable_sequential_cpu_offload; "
+                 "least memory last).", rich_help_panel=PERF, show_default=False),
+]
+Quantize = Annotated[
+    Optional[str],
+    typer.Option("--quantize", help="int8|fp8|int4|nf4: quantize the transformer/UNet while loading (int8: torchao, "
+                 "CPU and GPU; fp8/int4: torchao, CUDA; nf4: bitsandbytes, CUDA). Needs difftool[quant].",
+                 rich_help_panel=PERF, show_default=False),
+]
+QuantizeText = Annotated[
+    Optional[str],
+    typer.Option("--quantize-text", help="int8|fp8|int4|nf4: quantize the text encoders (T5-XXL, Qwen, Mistral, ...) "
+                 "the same way.", rich_help_panel=PERF, show_default=False),
+]
+Transformer = Annotated[
+    Optional[str],
+    typer.Option("--transformer", help="A .safetensors or .gguf file of the transformer (fine-tune, GGUF "
+                 "quantization), loaded with the configs of the -m model.", rich_help_panel=MODEL, show_default=False),
+]
+Cache = Annotated[
+    Optional[str],
+    typer.Option("--cache", help="first-block|taylorseer|faster|mag: diffusers' step cache on the transformer "
+                 "(faster, slightly different images). Default: off.", rich_help_panel=PERF, show_default=False),
+]
+CacheThreshold = Annotated[
+    Optional[float],
+    typer.Option("--cache-threshold", help="--cache first-block (default 0.05) or mag (0.06): higher = faster, less "
+                 "faithful.", rich_help_panel=PERF, show_default=False),
 ]
 VaeTiling = Annotated[bool, typer.Option("--vae-tiling", help="Decode the image in tiles (large sizes, less memory).",
                                          rich_help_panel=PERF)]
@@ -112,6 +138,18 @@ Lora = Annotated[
 ]
 Grid = Annotated[bool, typer.Option("--grid", help="Also write one contact sheet of all the images.",
                                     rich_help_panel=OUT)]
+
+TrueCfg = Annotated[
+    Optional[float],
+    typer.Option("--true-cfg", help="Flux/Qwen-Image: real classifier-free guidance scale (true_cfg_scale; "
+                 "> 1 turns it on and makes --negative work, at twice the cost per step).", rich_help_panel=GEN,
+                 show_default=False),
+]
+MaxSequenceLength = Annotated[
+    Optional[int],
+    typer.Option("--max-sequence-length", help="Text tokens the T5/LLM text encoder reads (default: the "
+                 "model's, e.g. 512; FLUX.1 schnell 256).", rich_help_panel=GEN, show_default=False),
+]
 
 Strength = Annotated[
     Optional[float],
@@ -209,4 +247,4 @@ IpAdapter = Annotated[
 ]
 NoServer = Annotated[bool, typer.Option(
     "--no-server", help="Run here even when a `difftool serve` is running (it is used by itself otherwise: the "
-    "per-user socket, or $DIFFTOOL_SERVER).", rich_help_panel=MODEL)]
+    "per-user socket, or $DIFFTOOL_SERVER).", rich_help_panel=OUT)]

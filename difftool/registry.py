@@ -37,10 +37,22 @@ class ModelSpec:
     height: int | None = None
     scheduler: str | None = None
     """A name from `schedulers.SCHEDULERS`; None keeps the model's own."""
-    strength: float = 0.6
-    """Default img2img strength."""
+    strength: float | None = 0.6
+    """Default img2img strength; None for edit models, whose pipelines take none."""
     extra: dict[str, float] = field(default_factory=dict)
     """Other per-model defaults (e.g. prior steps, upscaler noise level, tile size)."""
+    tasks: tuple[str, ...] = ("text2img", "img2img", "inpaint")
+    """The difftool tasks (gen = text2img, img2img, inpaint) diffusers' AutoPipelines map this model to."""
+    edit: bool = False
+    """An instruction-editing model: `img2img IMAGE "instruction"` edits the image (no --strength)."""
+    max_sequence_length: int | None = None
+    """Default `max_sequence_length` (text tokens) where it differs from the pipeline's own."""
+    true_cfg: float | None = None
+    """Default `true_cfg_scale` (real classifier-free guidance of Flux/Qwen-Image pipelines); None: the pipeline's."""
+    license: str = ""
+    """Licence of the weights, for `difftool models` and the README."""
+    gated: bool = False
+    """The Hub repo is gated: accept its terms on the model page and log in (HF_TOKEN or `hf auth login`)."""
 
     @property
     def local_path(self) -> Path | None:
@@ -85,6 +97,75 @@ MODELS: dict[str, ModelSpec] = {
             "Kandinsky 2.2 (unCLIP prior + decoder)", "kandinsky",
             prior="kandinsky-community/kandinsky-2-2-prior", steps=50, guidance=4.0, width=768, height=768,
             extra={"prior_steps": 25, "prior_guidance": 4.0},
+        ),
+        # ---- transformer (DiT) models. Defaults from the diffusers docs/pipeline docstrings and the model cards.
+        ModelSpec(
+            "flux-schnell", "black-forest-labs/FLUX.1-schnell", "text2img",
+            "FLUX.1 [schnell]: 12B, 1-4 steps, no guidance", "flux", steps=4, guidance=0.0, width=1024,
+            height=1024, max_sequence_length=256, license="apache-2.0",
+        ),
+        ModelSpec(
+            "flux-dev", "black-forest-labs/FLUX.1-dev", "text2img",
+            "FLUX.1 [dev]: 12B, guidance-distilled", "flux", steps=28, guidance=3.5, width=1024, height=1024,
+            max_sequence_length=512, license="flux-1-dev-non-commercial", gated=True,
+        ),
+        ModelSpec(
+            "flux-kontext", "black-forest-labs/FLUX.1-Kontext-dev", "text2img",
+            "FLUX.1 Kontext [dev]: instruction editing (img2img IMAGE \"instruction\")", "flux", steps=28,
+            guidance=2.5, width=1024, height=1024, strength=None, tasks=("text2img", "img2img"), edit=True,
+            max_sequence_length=512, license="flux-1-dev-non-commercial", gated=True,
+        ),
+        ModelSpec(
+            "flux2-dev", "black-forest-labs/FLUX.2-dev", "text2img",
+            "FLUX.2 [dev]: 32B, Mistral Small 3.1 text encoder; img2img = reference editing", "flux2", steps=50,
+            guidance=4.0, width=1024, height=1024, strength=None, tasks=("text2img", "img2img"), edit=True,
+            license="flux-dev-non-commercial", gated=True,
+        ),
+        ModelSpec(
+            "flux2-klein", "black-forest-labs/FLUX.2-klein-4B", "text2img",
+            "FLUX.2 [klein] 4B: 4 steps, Qwen3 text encoder; img2img = reference editing", "flux2", steps=4,
+            guidance=1.0, width=1024, height=1024, strength=None, tasks=("text2img", "img2img"), edit=True,
+            license="apache-2.0",
+        ),
+        ModelSpec(
+            "sd35-medium", "stabilityai/stable-diffusion-3.5-medium", "text2img",
+            "Stable Diffusion 3.5 Medium: 2.5B MMDiT-X", "sd3", steps=40, guidance=4.5, width=1024, height=1024,
+            license="stabilityai-community", gated=True,
+        ),
+        ModelSpec(
+            "sd35-large", "stabilityai/stable-diffusion-3.5-large", "text2img",
+            "Stable Diffusion 3.5 Large: 8.1B MMDiT", "sd3", steps=28, guidance=3.5, width=1024, height=1024,
+            license="stabilityai-community", gated=True,
+        ),
+        ModelSpec(
+            "sd35-large-turbo", "stabilityai/stable-diffusion-3.5-large-turbo", "text2img",
+            "Stable Diffusion 3.5 Large Turbo: 4 steps, no guidance", "sd3", steps=4, guidance=0.0, width=1024,
+            height=1024, strength=0.5, license="stabilityai-community", gated=True,
+        ),
+        ModelSpec(
+            "qwen-image", "Qwen/Qwen-Image", "text2img",
+            "Qwen-Image: 20B MMDiT, Qwen2.5-VL text encoder, strong text rendering", "qwen-image", steps=50,
+            width=1328, height=1328, true_cfg=4.0, license="apache-2.0",
+        ),
+        ModelSpec(
+            "qwen-image-edit", "Qwen/Qwen-Image-Edit-2509", "text2img",
+            "Qwen-Image-Edit 2509: instruction editing (img2img IMAGE \"instruction\")", "qwen-image", steps=40,
+            strength=None, tasks=("img2img",), edit=True, true_cfg=4.0, license="apache-2.0",
+        ),
+        ModelSpec(
+            "z-image-turbo", "Tongyi-MAI/Z-Image-Turbo", "text2img",
+            "Z-Image-Turbo: 6B, 8 steps, no guidance, Qwen3 text encoder", "z-image", steps=9, guidance=0.0,
+            width=1024, height=1024, license="apache-2.0",
+        ),
+        ModelSpec(
+            "sana", "Efficient-Large-Model/Sana_1600M_1024px_BF16_diffusers", "text2img",
+            "Sana 1.6B (1024 px): linear DiT, Gemma 2 text encoder, 32x autoencoder", "sana", steps=20,
+            guidance=4.5, width=1024, height=1024, tasks=("text2img",), license="nvidia-source-code-license (non-commercial)",
+        ),
+        ModelSpec(
+            "chroma", "lodestones/Chroma1-HD", "text2img",
+            "Chroma1-HD: 8.9B Flux-based, real CFG with negative prompts, T5 only", "chroma", steps=40,
+            guidance=3.0, width=1024, height=1024, tasks=("text2img",), license="apache-2.0",
         ),
         ModelSpec(
             "x4", "stabilityai/stable-diffusion-x4-upscaler", "upscale", "Stable Diffusion x4 upscaler",

@@ -44,7 +44,9 @@ FLAGS = {
     "weighting": "--weighting", "clip_skip": "--clip-skip", "lora_dir": "--lora-dir", "hires_scale": "--hires",
     "hires_steps": "--hires-steps", "hires_denoise": "--hires-denoise", "hires_upscaler": "--hires-upscaler",
     "control": "--control", "control_start": "--control-start", "control_end": "--control-end",
-    "image_prompt": "--image-prompt", "ip_adapter": "--ip-adapter",
+    "image_prompt": "--image-prompt", "ip_adapter": "--ip-adapter", "true_cfg": "--true-cfg",
+    "max_sequence_length": "--max-sequence-length", "quantize": "--quantize", "quantize_text": "--quantize-text",
+    "transformer": "--transformer", "cache": "--cache", "cache_threshold": "--cache-threshold",
 }
 _LOAD = {"version", "task", "model", "config", "variant", "lora", "seed", "device", "dtype", "offload", "vae_tiling",
          "vae_slicing", "compile", "tiny_vae", "safety_checker"}
@@ -54,11 +56,12 @@ _SOURCE = {"source", "source_sha256", "source_data"}
 _PROMPTING = {"weighting", "clip_skip", "lora_dir"}
 _HIRES = {"hires_scale", "hires_steps", "hires_denoise", "hires_upscaler"}
 _GUIDES = {"control", "control_start", "control_end", "image_prompt", "ip_adapter"}
+_DIT = {"true_cfg", "max_sequence_length", "quantize", "quantize_text", "transformer", "cache", "cache_threshold"}
 #: The fields each task takes: a spec may set no other (a typo in a JSONL line is an error, not ignored).
 TASK_FIELDS = {
-    "gen": _GEN | _PROMPTING | _HIRES | _GUIDES,
-    "img2img": _GEN | _PROMPTING | _GUIDES | _SOURCE | {"strength"},
-    "inpaint": _GEN | _PROMPTING | _GUIDES | _SOURCE | {"strength", "mask", "mask_sha256", "mask_data"},
+    "gen": _GEN | _PROMPTING | _HIRES | _GUIDES | _DIT,
+    "img2img": _GEN | _PROMPTING | _GUIDES | _DIT | _SOURCE | {"strength"},
+    "inpaint": _GEN | _PROMPTING | _GUIDES | _DIT | _SOURCE | {"strength", "mask", "mask_sha256", "mask_data"},
     "upscale": (_LOAD - {"lora", "tiny_vae", "vae_slicing", "config"}) | _SOURCE | {
         "prompt", "negative", "steps", "guidance", "noise_level", "tile"},
     "variation": (_GEN - {"config"}) | _SOURCE | {"prompt_weight"},
@@ -219,6 +222,16 @@ def _build() -> dict[str, Any]:
         image_prompt: list[ImagePromptRef] = Field(default_factory=list, description="IP-Adapter image prompts.")
         ip_adapter: Optional[str] = Field(None, description="IP-Adapter for image_prompt (default: the model "
                                           "family's standard one).")
+        # -- transformer (DiT) models: call settings, quantization, step caches (difftool.callrules, .quantize,
+        #    .stepcache, .components)
+        true_cfg: Optional[float] = Field(None, ge=1, le=100, allow_inf_nan=False, description="Flux/Qwen-Image: "
+                                          "real classifier-free guidance (true_cfg_scale); > 1 makes negative work.")
+        max_sequence_length: Optional[int] = Field(None, ge=1, le=8192)
+        quantize: Optional[str] = Field(None, description="int8, fp8, int4 or nf4 for the transformer/UNet.")
+        quantize_text: Optional[str] = Field(None, description="int8, fp8, int4 or nf4 for the text encoders.")
+        transformer: Optional[str] = Field(None, description="A .safetensors or .gguf file of the transformer.")
+        cache: Optional[str] = Field(None, description="Step cache: first-block, taylorseer, faster or mag.")
+        cache_threshold: Optional[float] = Field(None, gt=0, le=10, allow_inf_nan=False)
         # -- inputs: a path (with its SHA-256 once recorded), or base64 bytes in *_data for requests
         source: Optional[str] = Field(None, description="Input image path (img2img, inpaint, upscale, variation).")
         source_sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$")
@@ -270,6 +283,20 @@ def _build() -> dict[str, Any]:
 
             return None if v is None else hires.check(1.0, upscaler=v).upscaler  # A1111's names read back too
 
+        @field_validator("quantize", "quantize_text")
+        @classmethod
+        def _scheme(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
+            from difftool import quantize
+
+            return quantize.check_scheme(v, FLAGS[info.field_name or "quantize"])
+
+        @field_validator("transformer")
+        @classmethod
+        def _transformer(cls, v: Optional[str]) -> Optional[str]:
+            from difftool import components
+
+            return components.check_transformer_file(v)
+
         @field_validator("width", "height")
         @classmethod
         def _multiple(cls, v: Optional[int]) -> Optional[int]:
@@ -300,7 +327,7 @@ def _build() -> dict[str, Any]:
         @classmethod
         def _offload(cls, v: Optional[str]) -> Optional[str]:
             if v is not None and v not in OFFLOAD_MODES:
-                raise ValueError(f"unknown mode '{v}'; use {' or '.join(OFFLOAD_MODES)}")
+                raise ValueError(f"unknown mode '{v}'; use {', '.join(OFFLOAD_MODES[:-1])} or {OFFLOAD_MODES[-1]}")
             return v
 
         @field_validator("prompt", "negative")
@@ -320,7 +347,7 @@ def _build() -> dict[str, Any]:
     return {"JobSpec": JobSpec, "LoraRef": LoraRef, "Item": Item, "FileRef": FileRef, "ControlRef": ControlRef}
 
 
-OFFLOAD_MODES = ("model", "sequential")
+OFFLOAD_MODES = ("model", "group", "sequential")
 _ALL_FIELDS = set().union(*TASK_FIELDS.values())
 
 
@@ -370,6 +397,10 @@ def check_whole(spec: Any, flags: bool = False) -> None:
         raise ValueError(f"{n('control_start')} must be below {n('control_end')}")
     if spec.ip_adapter and not spec.image_prompt:
         raise ValueError(f"{n('ip_adapter')} needs at least one {n('image_prompt')}")
+    if spec.cache is not None or spec.cache_threshold is not None:
+        from difftool import stepcache
+
+        stepcache.check(spec.cache, spec.cache_threshold)
     if spec.hires_scale is not None and (spec.control or spec.image_prompt):
         raise ValueError(f"{n('hires_scale')} does not combine with {n('control')} or {n('image_prompt')} yet")
     if spec.hires_scale is None:

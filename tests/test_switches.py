@@ -99,7 +99,7 @@ def test_offload_needs_a_gpu(cli, tiny_sd: Path, mode: str) -> None:
 def test_unknown_offload_mode_fails_before_loading(cli, tiny_sd: Path) -> None:
     r = cli("gen", "a cat", "-m", tiny_sd, "--offload", "disk")
     assert r.exit_code == 2
-    assert "model or sequential" in r.stderr
+    assert "model, group or sequential" in r.stderr
     assert "Loading" not in r.stderr
 
 

@@ -44,18 +44,16 @@ def img2img(
     pixel count; --width/--height override, both = exactly that size, center-cropped). Output names default
     to ./{name}-{prompt}-{seed}.png; the PNG records the source's path and SHA-256.
     """
-    from difftool.commands.invocation import Invocation, probe_inputs, report_bad
+    from difftool.commands.invocation import Invocation
     from difftool.outputs import TEMPLATE_FIELDS
 
     run = Invocation("img2img", flags, own={"source": image, "prompt": prompt})
     paths = run.inputs(image, "source", "image paths")
     if not paths or "prompt" not in run.fields:
         raise UsageError("img2img needs IMAGE and PROMPT (or --from IMAGE to re-run an image's settings).")
-    good, errors = probe_inputs(paths)
-    report_bad(errors, len(paths))
-    specs = [run.spec(source=str(info.path)) for info in good]
+    specs, failed = run.per_source(paths)
     plan = run.plan(sum(s.num_images for s in specs), TEMPLATE, (*TEMPLATE_FIELDS, "name"))
-    run.execute(specs, plan, inputs=len(paths), failed=len(errors))
+    run.execute(specs, plan, inputs=len(paths), failed=failed)
 
 
 @guarded

@@ -44,7 +44,6 @@ MODEL: Group = (
     ("no_safety_checker", options.NoSafetyChecker, False),
     ("refresh", options.Refresh, False),
     ("lora", options.Lora, None),
-    ("no_server", options.NoServer, False),
 )
 SPEED: Group = (
     ("offload", options.Offload, None),
@@ -60,6 +59,7 @@ OUTPUT: Group = (
     ("quiet", options.Quiet, False),
     ("grid", options.Grid, False),
     ("from_", options.From, None),
+    ("no_server", options.NoServer, False),
 )
 PROMPTING: Group = (
     ("weighting", options.Weighting, None),
@@ -81,8 +81,17 @@ GUIDES: Group = (
     ("image_prompt", options.ImagePrompt, None),
     ("ip_adapter", options.IpAdapter, None),
 )
+DIT: Group = (
+    ("true_cfg", options.TrueCfg, None),
+    ("max_sequence_length", options.MaxSequenceLength, None),
+    ("quantize", options.Quantize, None),
+    ("quantize_text", options.QuantizeText, None),
+    ("transformer", options.Transformer, None),
+    ("cache", options.Cache, None),
+    ("cache_threshold", options.CacheThreshold, None),
+)
 #: Everything img2img and inpaint take besides their own arguments (gen: and the hires fix).
-GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING + GUIDES
+GENERATION: Group = SAMPLING + MODEL + SPEED + OUTPUT + PRIOR + PROMPTING + GUIDES + DIT
 #: Command parameter -> spec field, where the names differ or the value needs converting.
 SPEC_NAMES = {"config_ref": "config", "compile_": "compile"}
 #: Parameters that are not spec fields (how to write, how to load: the caller's policy).
@@ -124,6 +133,12 @@ class Flags:
             if value is not None:
                 out[name] = value
         return out
+
+
+def pick(group: Group, *names: str) -> Group:
+    """The options of `group` named, in the order named (a command that takes only some of a group)."""
+    found = {option[0]: option for option in group}
+    return tuple(found[name] for name in names)
 
 
 def to_spec(name: str, value: Any) -> dict[str, Any]:

@@ -23,6 +23,8 @@ CONFIG_KEYS = {
     "prior_guidance": "prior-guidance", "noise_level": "noise-level", "tile": "tile", "max_pixels": "max-pixels",
     "weighting": "weighting", "clip_skip": "clip-skip", "lora_dir": "lora-dir", "hires_scale": "hires",
     "hires_steps": "hires-steps", "hires_denoise": "hires-denoise", "hires_upscaler": "hires-upscaler",
+    "true_cfg": "true-cfg", "max_sequence_length": "max-sequence-length", "quantize": "quantize",
+    "quantize_text": "quantize-text", "cache": "cache", "cache_threshold": "cache-threshold",
 }
 #: The model of each task when nothing names one: (config key, built-in default). unCLIP tasks ignore the
 #: `model` setting, which names a gen model; upscale has its own `upscaler` setting.
@@ -100,6 +102,15 @@ class Invocation:
         if given:
             return images.result_paths(self.lines([given] if isinstance(given, str) else given, what))
         return [stored] if stored else []
+
+    def per_source(self, paths: list[str]) -> tuple[list[Any], int]:
+        """One spec per readable input image (headers checked now, before a model loads; the bad ones reported),
+        and how many were bad. None readable: exit 2 now."""
+        if not paths:
+            raise UsageError("No image paths given.")
+        good, errors = probe_inputs(paths)
+        report_bad(errors, len(paths))
+        return [self.spec(source=str(info.path)) for info in good], len(errors)
 
     @property
     def engine(self) -> Any:

@@ -65,9 +65,17 @@ def registry_rows(info: Any) -> list[dict[str, Any]]:
             partial = any(r["partial"] for r in repos) or (any(r["cached"] for r in repos) and not cached)
         rows.append({
             "alias": spec.alias, "repo": spec.repo if not spec.packaged else None, "prior": spec.prior,
-            "task": spec.task, "family": spec.family, "description": spec.description, "packaged": spec.packaged,
+            "task": "edit" if getattr(spec, "edit", False) else spec.task, "family": spec.family, "description": spec.description, "packaged": spec.packaged,
             "defaults": _defaults(spec), "cached": cached, "partial": partial, "size": size, "repos": repos,
         })
+    for kind, table in (("controlnet", registry.CONTROLNETS), ("ip-adapter", registry.IP_ADAPTERS)):
+        for guide in table.values():
+            st = cache.status(info, guide.repo)
+            known.add(guide.repo.lower())
+            rows.append({"alias": guide.alias, "repo": guide.repo, "prior": None, "task": kind, "family": guide.family,
+                         "description": guide.description, "packaged": False, "defaults": {}, "cached": st.cached,
+                         "partial": st.partial, "size": st.size,
+                         "repos": [{"repo": guide.repo, "cached": st.cached, "partial": st.partial, "size": st.size}]})
     for repo_id in sorted(cache.model_repos(info)):
         if repo_id.lower() in known:
             continue
@@ -105,7 +113,8 @@ def models(json_: options.Json = False) -> None:
         if row["alias"] is None:
             continue
         hub_ids = "(ships with difftool)" if row["packaged"] else " + ".join(r["repo"] for r in row["repos"])
-        table.append((row["alias"], row["task"], hub_ids, _defaults_text(registry.MODELS[row["alias"]]),
+        spec = registry.MODELS.get(row["alias"])
+        table.append((row["alias"], row["task"], hub_ids, _defaults_text(spec) if spec else row["family"],
                       _cached_text(row)))
     others = [row for row in rows if row["alias"] is None]
     if others:
@@ -149,7 +158,9 @@ def pull(
     from difftool import cache
 
     say = console.Console(quiet)
-    targets = [(text, *_hub_targets(text, prior_of_hub_id=True)) for text in refs]  # validate every reference first
+    guides = {**registry.CONTROLNETS, **registry.IP_ADAPTERS}
+    targets = [(text, [guides[text].repo], None) if text in guides else (text, *_hub_targets(text, prior_of_hub_id=True))
+               for text in refs]  # validate every reference first
     if quiet:  # otherwise huggingface_hub's own download bars (HF_HUB_DISABLE_PROGRESS_BARS=1 turns them off)
         from huggingface_hub.utils import disable_progress_bars
 
@@ -160,7 +171,7 @@ def pull(
         for repo in repos:
             say.info(f"pulling {repo}{'@' + revision if revision else ''}"
                          f"{' (' + variant + ' weights)' if variant else ''}")
-            path = _fetch(repo, revision, variant, allow_pickle)
+            path = _fetch_guide(text, allow_pickle) if text in guides else _fetch(repo, revision, variant, allow_pickle)
             size = cache.status(cache.scan(), repo).size
             if json_:
                 console.result_json({"model": text, "repo": repo, "revision": revision, "path": str(path),
@@ -191,6 +202,17 @@ def _is_pipeline(repo: str, revision: str | None) -> bool:
     except Exception:
         return True
     return any(s.rfilename == "model_index.json" for s in info.siblings or [])
+
+
+def _fetch_guide(alias: str, allow_pickle: bool) -> Path:
+    """A ControlNet or IP-Adapter alias: just the files that `--control`/`--image-prompt` load (an IP-Adapter repo
+    holds many adapters: only this one and its image encoder)."""
+    from difftool import control, hub, ipadapter, registry
+
+    refresh = not hub.offline()
+    if alias in registry.CONTROLNETS:
+        return control.fetch(control.resolve(alias), weights=True, allow_pickle=allow_pickle, refresh=refresh)
+    return ipadapter.fetch(ipadapter.resolve(alias, allow_pickle), allow_pickle, refresh)
 
 
 def _fetch(repo: str, revision: str | None, variant: str | None, allow_pickle: bool) -> Path:

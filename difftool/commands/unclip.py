@@ -42,7 +42,7 @@ def variation(
     The prior's CLIP image encoder embeds each input and the decoder draws from that embedding. Default model: kandinsky22. Image i of an input uses seed+i; output names default to
     ./{name}-variation-{seed}.png ({name}: the input's file name; with --prompt: {name}-{prompt}-{seed}.png).
     """
-    from difftool.commands.invocation import Invocation, probe_inputs, report_bad
+    from difftool.commands.invocation import Invocation
     from difftool.outputs import TEMPLATE_FIELDS
 
     if prompt is not None and not prompt.strip():
@@ -51,13 +51,9 @@ def variation(
     if run.fields.get("prompt_weight") is not None and run.fields.get("prompt") is None:
         raise UsageError("--prompt-weight needs --prompt.")
     paths = run.inputs(images, "source", "image paths")
-    if not paths:
-        raise UsageError("No image paths given.")
-    good, errors = probe_inputs(paths)
-    report_bad(errors, len(paths))
-    specs = [run.spec(source=str(info.path)) for info in good]
+    specs, failed = run.per_source(paths)
     plan = run.plan(sum(s.num_images for s in specs), "{name}-{prompt}-{seed}.png", (*TEMPLATE_FIELDS, "name", "frame"))
-    run.execute(specs, plan, inputs=len(paths), failed=len(errors))
+    run.execute(specs, plan, inputs=len(paths), failed=failed)
 
 
 def classify(text: str) -> dict[str, str]:

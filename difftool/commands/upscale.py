@@ -12,29 +12,12 @@ import typer
 
 from difftool import options
 from difftool.commands.common import guarded
-from difftool.commands.groups import Flags, Group, uses
-from difftool.errors import UsageError
+from difftool.commands.groups import MODEL, OUTPUT, SAMPLING, SPEED, Flags, pick, uses
 
-UPSCALE: Group = (
-    ("negative", options.Negative, None),
-    ("steps", options.Steps, None),
-    ("guidance", options.Guidance, None),
-    ("seed", options.Seed, None),
-    ("device", options.Device, None),
-    ("dtype", options.Dtype, None),
-    ("offload", options.Offload, None),
-    ("vae_tiling", options.VaeTiling, False),
-    ("compile_", options.Compile, False),
-    ("allow_pickle", options.AllowPickle, False),
-    ("no_safety_checker", options.NoSafetyChecker, False),
-    ("refresh", options.Refresh, False),
-    ("overwrite", options.Overwrite, False),
-    ("json_", options.Json, False),
-    ("quiet", options.Quiet, False),
-    ("grid", options.Grid, False),
-    ("from_", options.From, None),
-    ("no_server", options.NoServer, False),
-)
+#: The shared options an upscaler takes (its own --model, --prompt, --tile, ... are declared below).
+UPSCALE = pick(SAMPLING + MODEL + SPEED + OUTPUT, "negative", "steps", "guidance", "seed", "device", "dtype", "offload",
+               "vae_tiling", "compile_", "allow_pickle", "no_safety_checker", "refresh", "overwrite", "json_", "quiet",
+               "grid", "from_", "no_server")
 FIELDS = ("seed", "index", "model", "date", "name", "scale", "dir")
 
 
@@ -65,14 +48,10 @@ def upscale(
     flags: Flags,
 ) -> None:
     """Upscale images (one PNG path per line on stdout); large ones in tiles, with bounded memory."""
-    from difftool.commands.invocation import Invocation, probe_inputs, report_bad
+    from difftool.commands.invocation import Invocation
 
     run = Invocation("upscale", flags, own={"source": images_})
     paths = run.inputs(images_, "source", "image paths")
-    if not paths:
-        raise UsageError("No image paths given.")
-    good, errors = probe_inputs(paths)
-    report_bad(errors, len(paths))
-    specs = [run.spec(source=str(info.path)) for info in good]
+    specs, failed = run.per_source(paths)
     plan = run.plan(len(specs), "{name}.x{scale}.png", FIELDS, target="{dir}/{name}.x{scale}.png")
-    run.execute(specs, plan, inputs=len(paths), failed=len(errors))
+    run.execute(specs, plan, inputs=len(paths), failed=failed)

@@ -57,6 +57,14 @@ class LoadOptions:
     ip_adapter: str | None = None
     """The IP-Adapter ("auto": the family's standard one) and how many copies (one per image prompt)."""
     ip_adapter_count: int = 0
+    quantize: str | None = None
+    """int8|fp8|int4|nf4 for the transformer/UNet (difftool.quantize); `quantize_text` for the text encoders."""
+    quantize_text: str | None = None
+    transformer: str | None = None
+    """A .safetensors/.gguf file of the transformer, configured by the base model (difftool.components)."""
+    cache: str | None = None
+    """first-block|taylorseer|faster|mag step cache on the transformer (difftool.stepcache)."""
+    cache_threshold: float | None = None
     allow_pickle: bool = field(default=False, compare=False)
     refresh: bool = field(default=False, compare=False)
     """Policies of the caller, not properties of the pipeline: not part of the cache key."""
@@ -64,7 +72,9 @@ class LoadOptions:
     def switches(self) -> dict[str, object]:
         """The speed/memory switches in effect, recorded in every image's metadata."""
         values = {"offload": self.offload, "vae_tiling": self.vae_tiling, "vae_slicing": self.vae_slicing,
-                  "compile": self.compile, "tiny_vae": self.tiny_vae}
+                  "compile": self.compile, "tiny_vae": self.tiny_vae, "quantize": self.quantize,
+                  "quantize_text": self.quantize_text, "transformer": self.transformer, "cache": self.cache,
+                  "cache_threshold": self.cache_threshold}
         if self.lora:  # a prompt's <lora:...> tags are not listed: the prompt carries them
             values["lora"] = [lora.record() for lora in self.lora if not getattr(lora, "tag", None)] or None
         return {k: v for k, v in values.items() if v}
@@ -92,8 +102,11 @@ def local_folder(ref: ModelRef, opts: LoadOptions) -> Path:
     if ref.path is not None:
         return ref.path
     assert ref.repo_id is not None
+    from difftool.components import skipped
+
     return hub.fetch_pipeline(
-        ref.repo_id, ref.revision, allow_pickle=opts.allow_pickle, variant=opts.variant, refresh=opts.refresh
+        ref.repo_id, ref.revision, allow_pickle=opts.allow_pickle, variant=opts.variant, refresh=opts.refresh,
+        skip=skipped(opts),  # components given as files (--transformer): their weights are not downloaded
     )
 
 
@@ -122,8 +135,10 @@ def load(ref: ModelRef, task: str, opts: LoadOptions, threads: int | None = None
     if ref.kind == "file":
         if opts.prior:
             raise UsageError(f"--prior applies to unCLIP models (Kandinsky 2.1/2.2), not to checkpoint '{ref.path}'.")
+        from difftool import components
         from difftool.loading.single_file import load_single_file
 
+        components.refuse_for_single_file(ref, opts)
         pipe = load_single_file(ref, opts, dtype)
         if opts.controlnets:
             from difftool import control
@@ -140,6 +155,10 @@ def load(ref: ModelRef, task: str, opts: LoadOptions, threads: int | None = None
             "low_cpu_mem_usage": True,  # memory-mapped safetensors, no random init (diffusers' default with accelerate)
             **index.component_kwargs(opts.safety_checker),
         }
+        if opts.transformer or opts.quantize or opts.quantize_text:
+            from difftool import components
+
+            kwargs.update(components.load_kwargs(index.folder, opts, device, dtype, ref.label, say=say))
         if opts.controlnets:
             from difftool import control
 

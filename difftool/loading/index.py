@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,12 @@ class PipelineIndex:
 
     @classmethod
     def read(cls, folder: Path) -> PipelineIndex:
+        """The folder's index, parsed once per file version (every loading helper asks this one)."""
         try:
-            data = json.loads((folder / "model_index.json").read_text())
-        except (OSError, ValueError):
-            data = {}
-        return cls(folder, data if isinstance(data, dict) else {})
+            stamp = (folder / "model_index.json").stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        return _read(str(folder), stamp)
 
     @property
     def class_name(self) -> str | None:
@@ -45,8 +47,22 @@ class PipelineIndex:
             kwargs["image_encoder"] = None
         return kwargs
 
+    def component_class(self, name: str) -> str | None:
+        """The class name component `name` is listed with (`["diffusers", "FluxTransformer2DModel"]`)."""
+        value = self.data.get(name)
+        return value[1] if isinstance(value, list) and len(value) > 1 and isinstance(value[1], str) else None
+
     def unet_in_channels(self) -> int | None:
         try:
             return int(json.loads((self.folder / "unet" / "config.json").read_text())["in_channels"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+@functools.lru_cache(maxsize=64)
+def _read(folder: str, stamp: int | None) -> PipelineIndex:
+    try:
+        data = json.loads((Path(folder) / "model_index.json").read_text())
+    except (OSError, ValueError):
+        data = {}
+    return PipelineIndex(Path(folder), data if isinstance(data, dict) else {})

@@ -8,7 +8,11 @@ from pathlib import Path
 
 
 def quiet_libraries() -> None:
-    """Keep library chatter (tqdm bars, deprecation notices) off the user's stderr."""
+    """Keep library chatter (tqdm bars, deprecation notices, quantization backends' kernel notices) off the user's
+    stderr."""
+    from difftool import quantize
+
+    quantize.quiet_backends()  # before transformers/peft import torchao
     import transformers
 
     transformers.utils.logging.set_verbosity(50)  # CRITICAL: failures reach the user as our own one-liners

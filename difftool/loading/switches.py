@@ -26,13 +26,21 @@ def place(pipe: Any, device: str, dtype: Any, opts: Any, say: Any = None) -> Non
         ipadapter.apply(pipe, opts.ip_adapter, opts.ip_adapter_count, opts.allow_pickle, opts.refresh, say=say)
     if opts.offload:
         gpu = "cuda" if device.startswith("cuda") else device
-        if opts.offload == "model":
+        if opts.offload == "group":
+            from difftool import offload
+
+            offload.enable_group(pipe, device)
+        elif opts.offload == "model":
             pipe.enable_model_cpu_offload(device=gpu)
         else:
             pipe.enable_sequential_cpu_offload(device=gpu)
     else:
         pipe.to(device)
     _vae_switches(pipe, opts)
+    if opts.cache:  # after offload hooks, before torch.compile
+        from difftool import stepcache
+
+        stepcache.apply(pipe, opts.cache, opts.cache_threshold)
     if opts.compile:
         _compile(pipe)
     if hasattr(pipe, "set_progress_bar_config"):

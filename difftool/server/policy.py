@@ -24,6 +24,8 @@ from difftool.errors import DifftoolError, ModelUnavailable
 
 #: Spec fields holding a single model-like reference that a path could fill.
 REF_FIELDS = ("prior", "config", "tiny_vae", "hires_upscaler", "ip_adapter")
+#: Spec fields that always name local files or folders.
+ALWAYS_PATHS = ("lora_dir", "transformer")
 
 
 class RequestError(DifftoolError):
@@ -111,8 +113,9 @@ def local_files(fields: dict[str, Any]) -> list[str]:
         ref = lora.get("ref") if isinstance(lora, dict) else lora
         if isinstance(ref, str) and names_path(ref):
             found.append(f"lora[{i}]")
-    if fields.get("lora_dir"):
-        found.append("lora_dir")
+    for key in ALWAYS_PATHS:
+        if fields.get(key):
+            found.append(key)
     for key in REF_FIELDS:
         value = fields.get(key)
         if isinstance(value, str) and names_path(value):

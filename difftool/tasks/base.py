@@ -83,13 +83,21 @@ class Step:
     """A threading.Event-like object: set -> the job stops at the next step (Cancelled)."""
 
 
-def call(pipe: Any, kwargs: dict[str, Any], seed: int, *, steps: int, label: str, step: Step) -> Any:
-    """Call `pipe` once with a fresh CPU generator seeded with `seed`, reporting each step."""
+def call(pipe: Any, kwargs: dict[str, Any], seed: int | list[int], *, steps: int, label: str, step: Step) -> Any:
+    """Call `pipe` once with a fresh CPU generator seeded with `seed` (a list: one generator per image of a batched
+    call, as diffusers takes them), reporting each step."""
     import torch
 
     params = inspect.signature(pipe.__call__).parameters
     kwargs = dict(kwargs)
-    kwargs["generator"] = torch.Generator("cpu").manual_seed(seed)
+    if isinstance(seed, list):
+        kwargs["generator"] = [torch.Generator("cpu").manual_seed(s) for s in seed]
+    else:
+        kwargs["generator"] = torch.Generator("cpu").manual_seed(seed)
+    from difftool import stepcache
+
+    stepcache.before_call(pipe, kwargs.get("num_inference_steps") or getattr(params.get("num_inference_steps"),
+                                                                           "default", None))
     with step.reporter.progress(label, max(steps, 1)) as advance:
         if (advance is not None or step.cancel is not None) and "callback_on_step_end" in params:
 
@@ -185,7 +193,8 @@ class Context:
         if entry is None:
             return {}
         values = {"steps": entry.steps, "guidance": entry.guidance, "width": entry.width, "height": entry.height,
-                  "scheduler": entry.scheduler, "strength": entry.strength,
+                  "scheduler": entry.scheduler, "strength": entry.strength, "true_cfg": entry.true_cfg,
+                  "max_sequence_length": entry.max_sequence_length,
                   **{k: v for k, v in entry.extra.items() if k in ("prior_steps", "prior_guidance", "noise_level",
                                                                    "tile")}}
         for key in ("steps", "prior_steps", "noise_level", "tile"):
@@ -208,15 +217,19 @@ CALL_ARGS = {
     "height": ("height", "--height"),
     "prior_steps": ("prior_num_inference_steps", "--prior-steps"),
     "prior_guidance": ("prior_guidance_scale", "--prior-guidance"),
+    "true_cfg": ("true_cfg_scale", "--true-cfg"),
+    "max_sequence_length": ("max_sequence_length", "--max-sequence-length"),
 }
 
 
 def call_kwargs(pipe: Any, values: dict[str, Any], label: str) -> dict[str, Any]:
     """Pipeline kwargs for the spec values given (field -> value, None = unset), after refusing (exit 2) those
     the pipeline does not take."""
+    from difftool import callrules
+
     given = {name: CALL_ARGS[name] for name, value in values.items() if value is not None and name in CALL_ARGS}
     check_accepts(pipe, {kwarg: flag for kwarg, flag in given.values()}, label)
-    return {kwarg: values[name] for name, (kwarg, _) in given.items()}
+    return callrules.true_cfg(pipe, {kwarg: values[name] for name, (kwarg, _) in given.items()})
 
 
 def ran(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +242,9 @@ def ran(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         "guidance": kwargs.get("guidance_scale", defaults.get("guidance_scale")),
         "scheduler": schedulers.describe(pipe.scheduler) if hasattr(pipe, "scheduler") else None,
     }
+    from difftool import callrules
+
+    out.update(callrules.recorded(kwargs, defaults))  # true_cfg, max_sequence_length when given
     if "prior_num_inference_steps" in defaults:
         out["prior_steps"] = kwargs.get("prior_num_inference_steps", defaults.get("prior_num_inference_steps"))
         out["prior_guidance"] = kwargs.get("prior_guidance_scale", defaults.get("prior_guidance_scale"))

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from difftool import images, schedulers
+from difftool import callrules, images, schedulers
 from difftool.errors import UsageError
 from difftool.tasks import inputs
 from difftool.tasks.base import (
@@ -54,7 +54,7 @@ def size_multiple(pipe: Any) -> int:
     models), since Kandinsky rounds other sizes up."""
     movq = getattr(pipe, "movq", None)
     if movq is None:
-        return 8
+        return callrules.size_multiple(pipe)  # packed-latent DiTs: 16
     factor = 2 ** (len(movq.config.block_out_channels) - 1)
     return max(8, factor * factor)
 
@@ -74,7 +74,7 @@ def strength_steps(ctx: Context, spec: Any, pipe: Any, kwargs: dict[str, Any]) -
     """The strength and steps to run: a few-step model's default (sd-turbo: 1 step) gets enough steps for its
     strength to leave one denoising step; otherwise strength x steps < 1 is refused (exit 2)."""
     strength = spec.strength
-    if strength is None and spec.task == "img2img":
+    if strength is None and spec.task == "img2img" and "strength" in call_defaults(pipe):  # edit models take none
         strength = ctx.defaults().get("strength", DEFAULT_STRENGTH) if ctx.ref.spec else DEFAULT_STRENGTH
     if strength is not None:
         check_accepts(pipe, {"strength": "--strength"}, ctx.ref.label)
@@ -113,7 +113,8 @@ def run(ctx: Context, spec: Any) -> Iterator[Result]:
     scheduler = ctx.value(spec, "scheduler")
     if scheduler:
         schedulers.apply(pipe, scheduler)
-    values = {key: ctx.value(spec, key) for key in ("steps", "guidance", "prior_steps", "prior_guidance")}
+    values = {key: ctx.value(spec, key) for key in ("steps", "guidance", "prior_steps", "prior_guidance", "true_cfg",
+                                                    "max_sequence_length")}
     kwargs = call_kwargs(pipe, {"negative": spec.negative, **values}, loaded.ref.label)
     used, steps = strength_steps(ctx, spec, pipe, kwargs)
     width, height = work_size(source.image, spec, pipe, native_area(ctx, pipe))
@@ -140,6 +141,7 @@ def run(ctx: Context, spec: Any) -> Iterator[Result]:
         record.update(said)
     sized = call_defaults(pipe)
     call_args.update({k: v for k, v in (("width", width), ("height", height)) if k in sized})
+    call_args.update(callrules.size_kwargs(pipe, width, height))  # Flux Kontext: max_area
     if "width" in sized and swaps_size(pipe):
         call_args["width"], call_args["height"] = height, width
     denoise = int(steps * used) if isinstance(steps, int) and isinstance(used, (int, float)) else None
