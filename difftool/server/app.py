@@ -82,7 +82,7 @@ class Service:
             "status": "draining" if jobs.draining else "loading" if jobs.loading else "ok",
             "difftool": __version__, "api": API_VERSION, "queued": len(jobs.pending), "queue_limit": jobs.limit,
             "running": running.id if running is not None else None, "jobs": dict(jobs.counts),
-            "models": self.models.listing(), "loaded": jobs.engine.loaded(),
+            "models": self.models.listing(), "loaded": jobs.loaded,
             "uptime": round(time.time() - self.started, 1),
             "limits": {"max_pixels": self.limits.max_pixels, "max_steps": self.limits.max_steps,
                        "max_images": self.limits.max_images, "max_body": self.limits.max_body},

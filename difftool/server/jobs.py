@@ -185,6 +185,9 @@ class Jobs:
         self.draining = False
         self.loading = False
         self.counts = {"done": 0, "failed": 0, "cancelled": 0}
+        self.loaded: list[dict[str, Any]] = []
+        """What the engine holds, as of the worker's last job: read by /v1/health without touching the engine,
+        whose lock a loading model holds for as long as it loads."""
         self._cond = threading.Condition()
         self._stop = False
         self._last = time.monotonic()
@@ -282,15 +285,19 @@ class Jobs:
             with self._cond:
                 while not self.pending and not self._stop:
                     wait = self._idle_wait()
-                    if not self._cond.wait(wait) and wait is not None:
-                        self._maybe_unload()
+                    if not self._cond.wait(wait) and wait is not None and self._unload_due():
+                        break
                 if self._stop:
                     return
-                job = self.pending.popleft()
+                job = self.pending.popleft() if self.pending else None
                 self.running = job
+            if job is None:  # idle long enough: unload, outside the queue's lock
+                self._unload()
+                continue
             try:
                 self._run(job)
             finally:
+                self.loaded = self.engine.loaded()
                 with self._cond:
                     self.running = None
                     self._last = time.monotonic()
@@ -302,12 +309,15 @@ class Jobs:
             return None
         return max(0.05, self.idle_unload - (time.monotonic() - self._last))
 
-    def _maybe_unload(self) -> None:
-        if self.idle_unload and time.monotonic() - self._last >= self.idle_unload:
-            if self.engine.loaded():
-                count = self.engine.unload()
-                self.log(f"idle for {self.idle_unload:g} s: unloaded {count} pipeline(s)")
-            self._unloaded = True
+    def _unload_due(self) -> bool:
+        return bool(self.idle_unload) and time.monotonic() - self._last >= float(self.idle_unload or 0)
+
+    def _unload(self) -> None:
+        if self.engine.loaded():
+            count = self.engine.unload()
+            self.log(f"idle for {self.idle_unload:g} s: unloaded {count} pipeline(s)")
+        self.loaded = self.engine.loaded()
+        self._unloaded = True
 
     def _preload(self, preload: list[Any]) -> None:
         """Load the `--models` before the first job (a failure is logged; that model then fails its jobs)."""
@@ -321,6 +331,7 @@ class Jobs:
                 known = explain(exc)
                 self.log(f"could not preload {job.model}: {known.message if known else exc}")
         self.loading = False
+        self.loaded = self.engine.loaded()
         self._last = time.monotonic()
 
     def _run(self, job: Job) -> None:
