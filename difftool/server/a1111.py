@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import Request  # route signatures are read at run time (these modules load only to serve)
 
-from difftool.server.policy import RequestError
+from difftool.server.policy import RequestError, json_object
 
 #: Request fields that change the image in A1111 and that difftool cannot honour: refused unless at these values.
 UNSUPPORTED = {"restore_faces": (False, None), "tiling": (False, None), "subseed_strength": (0, 0.0, None),
@@ -117,13 +117,7 @@ def add_routes(app: Any, service: Any) -> None:
 
 
 async def _body(request: Any) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise RequestError(400, "The body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise RequestError(400, "The body must be a JSON object.")
-    return data
+    return json_object(await request.body(), empty=True)
 
 
 def _listed_default(service: Any) -> str:

@@ -325,13 +325,9 @@ def create_app(service: Service) -> Any:
         return str(request.base_url).rstrip("/")
 
     async def body_object(request: Request) -> dict[str, Any]:
-        try:
-            data = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise RequestError(400, "The body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise RequestError(400, "The body must be a JSON object.")
-        return data
+        from difftool.server.policy import json_object
+
+        return json_object(await request.body())
 
     @app.get("/v1/health")
     async def health() -> Any:

@@ -83,15 +83,9 @@ def add_routes(app: Any, service: Any) -> None:
 
 
 async def _json_body(request: Any) -> dict[str, Any]:
-    import json
+    from difftool.server.policy import json_object
 
-    try:
-        data = json.loads(await request.body() or b"null")
-    except ValueError:
-        raise RequestError(400, "The body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise RequestError(400, "The body must be a JSON object.")
-    return data
+    return json_object(await request.body())
 
 
 def _openai_name(model: Any) -> bool:

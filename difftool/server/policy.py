@@ -248,3 +248,18 @@ def cached(repo_id: str, revision: str | None) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     return isinstance(try_to_load_from_cache(repo_id, "model_index.json", revision=revision), str)
+
+
+def json_object(raw: bytes, empty: bool = False) -> dict[str, Any]:
+    """A request body that must be one JSON object (400 otherwise); `empty`: no body at all stands for {}."""
+    import json
+
+    if empty and not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError:
+        raise RequestError(400, "The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise RequestError(400, "The body must be a JSON object.")
+    return data
