@@ -25,9 +25,11 @@ MODEL_BOUND = ("model", "prior", "config", "lora", "variant", "tiny_vae")
 TOGETHER = {"source": ("source_sha256", "source_data"), "mask": ("mask_sha256", "mask_data"), "items": ("weights",)}
 
 
-def load(path: Path, task: str, say: Any, typed: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+def load(path: Path, task: str, say: Any, typed: set[str] = frozenset(),  # type: ignore[assignment]
+         notes: dict[str, Any] | None = None) -> dict[str, Any]:
     """The spec fields stored in `path` that a `task` command re-runs, leaving out the `typed` ones (and what
-    goes with them); UsageError when there are none or one is invalid. `say` (a Console) reports what happens."""
+    goes with them); UsageError when there are none or one is invalid. `say` (a Console) reports what happens;
+    `notes` receives `source`, the tool that wrote the settings."""
     from difftool import readers
 
     try:
@@ -35,6 +37,8 @@ def load(path: Path, task: str, say: Any, typed: set[str] = frozenset()) -> dict
     except readers.ReadError as exc:
         raise UsageError(f"--from: {exc}") from None
     settings = found.settings
+    if notes is not None:
+        notes["source"] = found.source
     if found.source is None:
         raise UsageError(f"--from: '{path}' holds no generation settings to re-run.")
     if found.source == "difftool":

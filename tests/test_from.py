@@ -211,3 +211,18 @@ def test_interpolate_rerun_same_pixels(cli, k22: Path, tmp_path: Path) -> None:
     src.unlink()  # a recorded image item that is gone is an error, not a text
     r = cli("interpolate", "--from", "mix.png", "-o", "gone.png")
     assert r.exit_code == 2 and "no longer exists" in r.stderr
+
+
+def test_other_tools_clip_skip_follows_the_model_family(cli, tiny_sd: Path, tmp_path: Path) -> None:
+    """`Clip skip: 2` from A1111/Forge is one skipped layer on SD 1.x, and the default (none) on SDXL, whose
+    default already is the penultimate layer."""
+    from test_info import a1111_png
+
+    xl = builders.build_sdxl(tmp_path / "xl")
+    a1111_png(tmp_path / "a.png", "a castle\nSteps: 1, Sampler: Euler, CFG scale: 4, Seed: 3, Size: 64x64, Clip skip: 2")
+    r = cli("gen", "--from", tmp_path / "a.png", "-m", tiny_sd, "-o", "sd.png")
+    assert r.exit_code == 0, r.stderr
+    assert meta("sd.png")["clip_skip"] == 1
+    r = cli("gen", "--from", tmp_path / "a.png", "-m", xl, "-o", "xl.png")
+    assert r.exit_code == 0, r.stderr
+    assert "clip_skip" not in meta("xl.png")

@@ -41,7 +41,12 @@ class Invocation:
         self.task, self.flags = task, flags
         self.console = Console(quiet=bool(flags.values.get("quiet")))
         typed = flags.spec_fields({k: v for k, v in (own or {}).items() if v is not None})
-        stored = replay.load(flags.from_, task, self.console, set(typed)) if flags.values.get("from_") else {}
+        self.stored_by: str | None = None
+        """The tool whose settings `--from` replays (difftool, a1111, forge, comfyui, ...)."""
+        notes: dict[str, Any] = {}
+        stored = replay.load(flags.from_, task, self.console, set(typed), notes) if flags.values.get("from_") else {}
+        self.stored_by = notes.get("source")
+        self._typed = set(typed)
         self.fields: dict[str, Any] = {**stored, **typed}
         self._settled: dict[str, Any] | None = None
         self.origins: dict[str, str] = {}
@@ -91,7 +96,16 @@ class Invocation:
             merged.pop("prior", None)  # a combined Kandinsky folder records itself as its prior
         spec.build(merged)
         merged = {**self._config_fields(), **merged, "model": self.ref.text}
+        if self.stored_by not in (None, "difftool") and merged.get("clip_skip") and "clip_skip" not in self._typed:
+            merged["clip_skip"] = self._other_tools_clip_skip(merged["clip_skip"])
         return spec.build(merged, origins=self.origins)
+
+    def _other_tools_clip_skip(self, sd_count: int) -> int | None:
+        """Another tool's `Clip skip` was read by SD 1.x's rule (A1111 N -> N - 1); on SDXL, whose default is
+        already the penultimate layer, Forge's and ComfyUI's N means N - 2 (prompts.clip_skip_from_a1111)."""
+        from difftool import prompts
+
+        return prompts.clip_skip_from_a1111(sd_count + 1, _family(self.ref))
 
     def inputs(self, given: str | list[str] | None, key: str, what: str) -> list[str]:
         """The paths of an input argument: typed (`-`: stdin lines, where difftool's `--json` result lines stand
@@ -200,6 +214,23 @@ class Invocation:
             composites.write_gif(written, overwrite, as_json, self.console)
         if self.flags.values.get("grid"):
             composites.write_grid(written, overwrite, as_json, self.console)
+
+
+def _family(ref: Any) -> str:
+    """"sdxl" or "sd" from what is known before loading: the registry, else the folder's pipeline class."""
+    if ref.spec is not None:
+        return "sdxl" if ref.spec.family == "sdxl" else "sd"
+    folder = ref.path if ref.kind == "folder" else None
+    if folder is None and ref.repo_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        index = try_to_load_from_cache(ref.repo_id, "model_index.json", revision=ref.revision)
+        folder = Path(index).parent if isinstance(index, str) else None
+    if folder is None:
+        return "sd"
+    from difftool.loading.index import PipelineIndex
+
+    return "sdxl" if (PipelineIndex.read(folder).class_name or "").startswith("StableDiffusionXL") else "sd"
 
 
 def count(job: Any) -> int:
