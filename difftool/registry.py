@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Where models shipped inside the package live (the `tiny` model).
+#: Where models shipped inside the package live (the `tiny` and `tiny-unclip` models).
 PACKAGED_WEIGHTS = Path(__file__).parent / "weights"
 
 #: The model used when neither `-m`, `DIFFTOOL_MODEL` nor the config file names one.
@@ -66,6 +66,12 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "tiny", "tiny", "text2img", "Tiny shapes model shipped with difftool (64 px, works offline)",
             "sd", packaged=True, steps=25, guidance=4.0, width=64, height=64,
+        ),
+        ModelSpec(
+            "tiny-unclip", "tiny-unclip", "text2img",
+            "Tiny unCLIP shipped with difftool: CLIP + prior + decoder, Kandinsky 2.2 layout (64 px, works offline)",
+            "kandinsky", packaged=True, steps=25, guidance=4.0, width=64, height=64,
+            extra={"prior_steps": 25, "prior_guidance": 2.0}, tasks=("text2img", "img2img"),
         ),
         ModelSpec(
             "sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "text2img", "Stable Diffusion 1.5",

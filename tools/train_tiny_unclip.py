@@ -166,6 +166,8 @@ def stage_movq(work: Path, args) -> None:
     sd["quant_conv.bias"] = torch.zeros(4)
     sd["post_quant_conv.weight"] = kl.post_quant_conv.weight / s
     sd["post_quant_conv.bias"] = kl.post_quant_conv.bias.clone()
+    codebook = "quantize.embedding.weight"
+    vq.load_state_dict(sd, strict=False)  # all but the codebook, before encoding
     images, _ = load_data(work)
     lat = torch.cat([vq.encode(to_tensor(images[i:i + 512])).latents for i in range(0, len(images), 512)])
     # a k-means codebook over latent vectors (kept for a well-formed VQModel; Kandinsky never quantizes)
@@ -179,11 +181,12 @@ def stage_movq(work: Path, args) -> None:
             members = sample[assign == k]
             if len(members):
                 code[k] = members.mean(0)
-    sd["quantize.embedding.weight"] = code
+    sd[codebook] = code
     vq.load_state_dict(sd, strict=True)
     x = to_tensor(images[:64])
     ref = kl.decode(kl.encode(x).latent_dist.mean).sample
-    out = vq.decode(vq.encode(x).latents, force_not_quantize=True).sample
+    assert torch.allclose(vq.encode(x).latents, lat[:64], atol=1e-4)
+    out = vq.decode(lat[:64], force_not_quantize=True).sample
     log(f"movq: latent std {lat.std():.3f}, mean {lat.mean():.3f}; max |VQ - KL| decode {(out - ref).abs().max():.2e}"
         f"; reconstruction error {(out.clamp(-1, 1) - x).abs().mean() * 127.5:.2f}/255")
     vq.save_pretrained(str(work / "movq"))
@@ -309,6 +312,10 @@ def stage_prior(work: Path, args) -> None:
     _, scene = load_data(work)
     img = e["image_embeds"]
     prior = make_prior()
+    if args.prior_init:  # continue from an earlier run's prior (a second round)
+        from diffusers import PriorTransformer
+
+        prior.load_state_dict(PriorTransformer.from_pretrained(args.prior_init).state_dict())
     with torch.no_grad():
         prior.clip_mean.copy_(img.mean(0, keepdim=True))
         prior.clip_std.copy_(img.std(0, keepdim=True))
@@ -367,17 +374,28 @@ def stage_decoder(work: Path, args) -> None:
     e = torch.load(work / "embeds.pt")
     lat = torch.load(work / "latents.pt")
     img, zero = e["image_embeds"], e["zero"]
+    _, scene = load_data(work)
+    # pictures grouped by scene: with probability --other-picture the decoder is conditioned on another picture of
+    # the same scene (other size and jitter), so an embedding means the scene, not one exact drawing
+    scene_t = torch.from_numpy(scene)
+    order = torch.argsort(scene_t, stable=True)
+    counts = torch.bincount(scene_t, minlength=int(scene_t.max()) + 1)
+    starts = torch.cumsum(counts, 0) - counts
     unet = make_decoder_unet()
-    base = UNet2DConditionModel.from_pretrained(str(TINY / "unet"), torch_dtype=torch.float32).state_dict()
-    w, b = base.pop("conv_out.weight"), base.pop("conv_out.bias")
-    missing, unexpected = unet.load_state_dict(base, strict=False)
-    assert not unexpected, unexpected
-    with torch.no_grad():
-        unet.conv_out.weight.zero_()
-        unet.conv_out.bias.zero_()
-        unet.conv_out.weight[:4] = w
-        unet.conv_out.bias[:4] = b
-        unet.add_embedding.image_proj.weight.mul_(0.1)  # start close to the tiny UNet's time embedding
+    if args.decoder_init:  # continue from an earlier run's decoder (a second round)
+        unet.load_state_dict(UNet2DConditionModel.from_pretrained(args.decoder_init).state_dict())
+        missing = []
+    else:
+        base = UNet2DConditionModel.from_pretrained(str(TINY / "unet"), torch_dtype=torch.float32).state_dict()
+        w, b = base.pop("conv_out.weight"), base.pop("conv_out.bias")
+        missing, unexpected = unet.load_state_dict(base, strict=False)
+        assert not unexpected, unexpected
+        with torch.no_grad():
+            unet.conv_out.weight.zero_()
+            unet.conv_out.bias.zero_()
+            unet.conv_out.weight[:4] = w
+            unet.conv_out.bias[:4] = b
+            unet.add_embedding.image_proj.weight.mul_(0.1)  # start close to the tiny UNet's time embedding
     log(f"decoder: {n_params(unet) / 1e6:.3f}M params, new: {sorted(set(k.split('.')[0] for k in missing))}; "
         f"{args.decoder_steps} steps x {args.decoder_batch}")
     sched = DDIMScheduler(**SCHEDULER_CONFIG)
@@ -397,7 +415,10 @@ def stage_decoder(work: Path, args) -> None:
         bsz = args.decoder_batch
         idx = torch.randint(0, len(lat), (bsz,), generator=g)
         x0 = lat[idx]
-        cond = torch.where((torch.rand(bsz, generator=g) < args.cfg_drop)[:, None], zero, img[idx])
+        sc = scene_t[idx]
+        other = order[starts[sc] + (torch.rand(bsz, generator=g) * counts[sc]).long()]
+        pick = torch.where(torch.rand(bsz, generator=g) < args.other_picture, other, idx)
+        cond = torch.where((torch.rand(bsz, generator=g) < args.cfg_drop)[:, None], zero, img[pick])
         t = torch.randint(0, 1000, (bsz,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         a, s = alpha[t].view(-1, 1, 1, 1), sigma[t].view(-1, 1, 1, 1)
@@ -422,7 +443,7 @@ def stage_decoder(work: Path, args) -> None:
         if stop:
             log(f"decoder: wall-time budget reached after step {step}")
             break
-    ema.eval().save_pretrained(str(work / "unet"))
+    ema.eval().save_pretrained(str(work / args.decoder_out))
 
 
 def stage_assemble(work: Path, args) -> None:
@@ -506,6 +527,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoder-steps", type=int, default=4000)
     ap.add_argument("--decoder-batch", type=int, default=32)
     ap.add_argument("--decoder-lr", type=float, default=3e-4)
+    ap.add_argument("--decoder-out", default="unet", help="work subfolder the decoder is saved to")
+    ap.add_argument("--decoder-init", help="start the decoder from this saved UNet folder (a second round)")
+    ap.add_argument("--prior-init", help="start the prior from this saved PriorTransformer folder")
+    ap.add_argument("--other-picture", type=float, default=0.0,
+                    help="decoder: how often the embedding comes from another picture of the same scene")
     ap.add_argument("--cfg-drop", type=float, default=0.1)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--max-minutes", type=float, default=60.0, help="wall-time cap of the prior and decoder stages")
