@@ -304,6 +304,30 @@ def stage_embed(work: Path, args) -> None:
     log(f"embed: {len(img)} image embeddings (norm {img.norm(dim=-1).mean():.2f}), {len(caps)} captions")
 
 
+def update(model, ema, opt, loss: torch.Tensor, step: int, decay: float) -> float:
+    """One optimiser step (gradients clipped to norm 1), then the EMA copy moves towards the model."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1 - d)
+    return loss.item()
+
+
+def report(name: str, step: int, total: int, avg: float, t0: float, every: int, deadline: float) -> bool:
+    """Log progress every `every` steps; True (and a log line) once the wall-time budget is spent."""
+    stop = time.time() > deadline
+    if step % every == 0 or step == total - 1 or stop:
+        el = time.time() - t0
+        log(f"{name} step {step}/{total} loss {avg:.4f} ({el:.0f}s, eta {el / (step + 1) * (total - step - 1):.0f}s)")
+    if stop:
+        log(f"{name}: wall-time budget reached after step {step}")
+    return stop
+
+
 def stage_prior(work: Path, args) -> None:
     from diffusers import UnCLIPScheduler
 
@@ -346,23 +370,9 @@ def stage_prior(work: Path, args) -> None:
         pred = prior(xt, timestep=t, proj_embedding=e["text_embeds"][cap],
                      encoder_hidden_states=e["text_hidden"][cap], attention_mask=e["text_mask"][cap]
                      ).predicted_image_embedding
-        loss = F.mse_loss(pred, x0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
-        opt.step()
-        d = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), prior.parameters()):
-                pe.lerp_(p, 1 - d)
-        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
-        stop = time.time() > deadline
-        if step % 200 == 0 or step == args.prior_steps - 1 or stop:
-            el = time.time() - t0
-            log(f"prior step {step}/{args.prior_steps} loss {avg:.4f} ({el:.0f}s, "
-                f"eta {el / (step + 1) * (args.prior_steps - step - 1):.0f}s)")
-        if stop:
-            log(f"prior: wall-time budget reached after step {step}")
+        value = update(prior, ema, opt, F.mse_loss(pred, x0), step, args.ema)
+        avg = value if avg is None else 0.98 * avg + 0.02 * value
+        if report("prior", step, args.prior_steps, avg, t0, 200, deadline):
             break
     ema.eval().save_pretrained(str(work / "prior"))
 
@@ -424,24 +434,11 @@ def stage_decoder(work: Path, args) -> None:
         a, s = alpha[t].view(-1, 1, 1, 1), sigma[t].view(-1, 1, 1, 1)
         pred = unet(a * x0 + s * noise, t, None, added_cond_kwargs={"image_embeds": cond}).sample[:, :4]
         loss = ((pred - (a * noise - s * x0)).pow(2).mean(dim=(1, 2, 3)) * w_v[t]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        d = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - d)
-        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
-        stop = time.time() > deadline
-        if step % 100 == 0 or step == args.decoder_steps - 1 or stop:
-            el = time.time() - t0
-            log(f"decoder step {step}/{args.decoder_steps} loss {avg:.4f} ({el:.0f}s, "
-                f"eta {el / (step + 1) * (args.decoder_steps - step - 1):.0f}s)")
+        value = update(unet, ema, opt, loss, step, args.ema)
+        avg = value if avg is None else 0.98 * avg + 0.02 * value
         if step and step % 500 == 0:
             ema.save_pretrained(str(work / "unet_partial"))
-        if stop:
-            log(f"decoder: wall-time budget reached after step {step}")
+        if report("decoder", step, args.decoder_steps, avg, t0, 100, deadline):
             break
     ema.eval().save_pretrained(str(work / args.decoder_out))
 
