@@ -105,7 +105,7 @@ def eval_variation(engine, model: str, seeds: int, folder: Path) -> dict[str, fl
     for i, scene in enumerate(held_out()):
         src = render(scene, 500 + i)
         with torch.no_grad():
-            x = torch.from_numpy(src).permute(2, 0, 1)[None].float() / 127.5 - 1
+            x = torch.from_numpy(src.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
             back = movq.decode(movq.encode(x).latents, force_not_quantize=True).sample
         back = ((back.clamp(-1, 1) + 1) * 127.5).round()[0].permute(1, 2, 0).numpy()
         trips.append(float(np.abs(back - src).mean()))
