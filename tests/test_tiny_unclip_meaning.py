@@ -21,9 +21,8 @@ WEIGHTS = REPO / "difftool" / "weights" / "tiny-unclip"
 sys.path.insert(0, str(REPO / "tools"))
 tiny_data = pytest.importorskip("tiny_data")
 
-RED = np.array(tiny_data.COLORS["red"], np.float32)
-BLUE = np.array(tiny_data.COLORS["blue"], np.float32)
-PALETTE = np.array([tiny_data.COLORS[c] for c in tiny_data.COLOR_NAMES], np.float32)
+tiny_judge = pytest.importorskip("tiny_judge")
+eval_tiny_unclip = pytest.importorskip("eval_tiny_unclip")
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.skipif(not (WEIGHTS / "model_index.json").is_file(), reason="tiny-unclip is not shipped")]
@@ -48,22 +47,19 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def region(img: np.ndarray) -> np.ndarray:
-    """Pixels far (RGB distance > 40) from the border's median colour: the drawn shape."""
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    return np.linalg.norm(img - np.median(border, axis=0), axis=-1) > 40
+    """The drawn shape's pixels, as the `tiny` judge finds them."""
+    return tiny_judge.region_of(img)[1]
 
 
-def shape_color(img: np.ndarray) -> str:
-    mask = region(img)
-    assert mask.sum() > 25, "no shape drawn"
-    nearest = ((img[mask][:, None] - PALETTE[None]) ** 2).sum(-1).argmin(1)
-    return tiny_data.COLOR_NAMES[int(np.bincount(nearest, minlength=len(PALETTE)).argmax())]
+def shape_color(img: np.ndarray) -> str | None:
+    return tiny_judge.judge([img.astype(np.uint8)])[0].color
 
 
 def red_to_blue(img: np.ndarray) -> float:
-    """Where the shape's mean colour lies on the line red (0) -> blue (1)."""
-    c = img[region(img)].mean(0)
-    return float(np.dot(c - RED, BLUE - RED) / np.dot(BLUE - RED, BLUE - RED))
+    """Where the shape's mean colour lies on the line red (0) -> blue (1), as the evaluation measures it."""
+    score = eval_tiny_unclip.red_to_blue(img.astype(np.uint8))
+    assert score is not None, "no shape drawn"
+    return score
 
 
 def held_out(n: int) -> list:
